@@ -1,0 +1,1 @@
+"""Command lines: argparse only; each calls the Python API and turns IsrnetError into one line."""

@@ -1,0 +1,1 @@
+"""Fingerprint extraction and planning (configuration as data in plans.json)."""

@@ -1,0 +1,112 @@
+"""Dataset fingerprint: per-case geometry, slice axis, thickness and intensity statistics.
+
+Written to `$isrnet_preprocessed/DatasetXXX_Name/dataset_fingerprint.json`. Bad cases (NaN/Inf, all-zero,
+too few slices, unreadable, 2D) are reported together, one line each, and nothing is written.
+"""
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from isrnet import datasets, paths
+from isrnet.errors import IsrnetError
+from isrnet.imageio import read_volumes
+from isrnet.imageio.geometry import NEAR_ISOTROPIC_RATIO, factor_of, in_plane_axes, slice_axis_of
+from isrnet.imageio.video import read_clip
+from isrnet.utilities.files import save_json
+from isrnet.utilities.parallel import map_cases, raise_collected
+
+MIN_SLICES = 4
+FINGERPRINT_FILE = "dataset_fingerprint.json"
+
+
+def foreground_mask(array: np.ndarray) -> np.ndarray:
+    """Voxels brighter than 5 % of the robust range above the minimum (MR background is dark)."""
+    low, high = float(array.min()), float(np.percentile(array, 99.5))
+    return array > low + 0.05 * (high - low)
+
+
+def bounding_box(mask: np.ndarray) -> list[list[int]]:
+    """[[start, stop), ...] per axis of the non-zero region (whole array if the mask is empty)."""
+    if not mask.any():
+        return [[0, s] for s in mask.shape]
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        box.append([int(hits[0]), int(hits[-1]) + 1])
+    return box
+
+
+def intensity_statistics(array: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    values = array[mask] if mask.any() else array.ravel()
+    p = np.percentile(array, [0.5, 99.5, 99.9])
+    return {"min": float(array.min()), "max": float(array.max()), "p00_5": float(p[0]),
+            "p99_5": float(p[1]), "p99_9": float(p[2]), "foreground_mean": float(values.mean()),
+            "foreground_std": float(values.std()),
+            "foreground_p00_5": float(np.percentile(values, 0.5)),
+            "foreground_p99_5": float(np.percentile(values, 99.5))}
+
+
+def volume_fingerprint(path: Path, case: str, thickness_mm: float | None) -> dict:
+    """Fingerprint of every 3D volume in one image file (4D files give one entry per volume)."""
+    volumes = read_volumes(path)
+    entries = {}
+    for index, volume in enumerate(volumes):
+        name = case if len(volumes) == 1 else f"{case}_t{index:03d}"
+        array = volume.array.astype(np.float32)
+        if not np.isfinite(array).all():
+            raise IsrnetError(f"{path}: contains NaN or Inf voxels; fix or remove this case")
+        if not array.any():
+            raise IsrnetError(f"{path}: all voxels are zero; remove this case")
+        axis = slice_axis_of(volume.spacing)
+        if array.shape[axis] < MIN_SLICES:
+            raise IsrnetError(f"{path}: only {array.shape[axis]} slices along the slice axis (array axis "
+                              f"{axis}); at least {MIN_SLICES} are needed")
+        thickness, source = (volume.slice_thickness, "dicom") if volume.slice_thickness else \
+            ((thickness_mm, "dataset.json") if thickness_mm else (None, None))
+        mask = foreground_mask(array)
+        entries[name] = {
+            "file": str(path), "volume_index": index, "n_volumes": len(volumes),
+            "shape": list(array.shape), "spacing": list(volume.spacing),
+            "origin": volume.origin.tolist(), "direction": volume.direction.tolist(),
+            "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
+            "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
+            "near_isotropic": factor_of(volume.spacing, axis) <= NEAR_ISOTROPIC_RATIO,
+            "slice_thickness": thickness, "thickness_source": source,
+            "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask),
+        }
+    return entries
+
+
+def clip_fingerprint(path: Path, case: str) -> dict:
+    frames = read_clip(path)
+    return {case: {"file": str(path), "frames": int(frames.shape[0]), "height": int(frames.shape[1]),
+                   "width": int(frames.shape[2]), "mean": float(frames.mean()), "std": float(frames.std())}}
+
+
+def _one_case(item: tuple[str, Path, str, float | None]) -> dict:
+    case, path, kind, thickness = item
+    if kind == "video":
+        return clip_fingerprint(path, case)
+    return volume_fingerprint(path, case, thickness)
+
+
+def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
+    """Compute and save the fingerprint of a raw dataset; returns it."""
+    info, cases = datasets.training_cases(dataset)
+    items = [(case, path, info.kind, info.thickness_for(case)) for case, path in cases.items()]
+    results = map_cases(_one_case, items, workers, f"fingerprint {dataset}")
+    raise_collected(results, "fingerprint extraction")
+    merged: dict[str, dict] = {}
+    for entry in results:
+        merged.update(entry)
+    fingerprint = {"dataset": dataset, "kind": info.kind, "cases": merged}
+    save_json(fingerprint, fingerprint_path(dataset))
+    return fingerprint
+
+
+def fingerprint_path(dataset: str) -> Path:
+    return paths.preprocessed_folder() / dataset / FINGERPRINT_FILE

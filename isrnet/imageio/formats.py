@@ -1,0 +1,45 @@
+"""File endings isrnet reads and writes, and how to split them off a file name."""
+from __future__ import annotations
+
+from pathlib import Path
+
+IMAGE_ENDINGS = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+VIDEO_ENDINGS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
+FRAME_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+# Formats that can hold float voxels; anything else is written as NIfTI.
+FLOAT_WRITABLE = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+
+
+def image_ending(path: str | Path) -> str | None:
+    """The supported image ending of `path` ('.nii.gz', ...), or None."""
+    name = Path(path).name.lower()
+    for ending in IMAGE_ENDINGS:
+        if name.endswith(ending):
+            return ending
+    return None
+
+
+def strip_ending(path: str | Path) -> str:
+    """File name without its (possibly double) image ending: 'a.nii.gz' -> 'a'."""
+    name = Path(path).name
+    ending = image_ending(name)
+    return name[: -len(ending)] if ending else Path(name).stem
+
+
+def is_dicom_folder(path: str | Path) -> bool:
+    """A folder that holds at least one DICOM file (by the 'DICM' preamble or a .dcm ending)."""
+    path = Path(path)
+    if not path.is_dir():
+        return False
+    for child in sorted(path.iterdir())[:50]:
+        if child.is_file():
+            if child.suffix.lower() == ".dcm":
+                return True
+            try:
+                with open(child, "rb") as handle:
+                    handle.seek(128)
+                    if handle.read(4) == b"DICM":
+                        return True
+            except OSError:
+                continue
+    return False

@@ -1,0 +1,1 @@
+"""Prediction: the network over whole volumes with exact output geometry."""

@@ -1,0 +1,1 @@
+"""Preprocessing: move the slice axis first, crop, normalise, save (invertible, recorded)."""

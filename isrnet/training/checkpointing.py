@@ -1,0 +1,49 @@
+"""Checkpoints: saved atomically (temporary file + rename), so a kill or a full disk never corrupts one."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from isrnet.errors import IsrnetError
+
+
+def save_checkpoint(content: dict[str, Any], path: Path) -> None:
+    """torch.save to a temporary name, fsync, rename; on failure the previous file stays as it was."""
+    temporary = path.with_name(f".{path.name}.partial{os.getpid()}")
+    try:
+        with open(temporary, "wb") as handle:
+            torch.save(content, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise IsrnetError(f"could not save checkpoint {path} ({error.strerror or error}); "
+                          f"the previous checkpoint is still valid") from None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise IsrnetError(f"checkpoint {path} does not exist")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as error:  # torch raises many types for damaged files
+        raise IsrnetError(f"checkpoint {path} cannot be read ({type(error).__name__}); it may be damaged") from None
+    if not isinstance(content, dict) or "network" not in content or "state_dict" not in content:
+        raise IsrnetError(f"{path} is not an isrnet checkpoint (it lacks 'network' and 'state_dict')")
+    return content
+
+
+def check_compatible(checkpoint: dict, network_config: dict, source: str) -> None:
+    """Weights fit only the same network class and kwargs; say exactly what differs."""
+    theirs = checkpoint["network"]
+    if theirs.get("name") != network_config.get("name"):
+        raise IsrnetError(f"{source} holds a {theirs.get('name')} network, this plan needs {network_config.get('name')}")
+    differ = [f"{key}: checkpoint {theirs['kwargs'].get(key)} vs plan {value}"
+              for key, value in network_config["kwargs"].items() if theirs["kwargs"].get(key) != value]
+    if differ:
+        raise IsrnetError(f"{source} is incompatible with this plan's network ({'; '.join(differ)})")

@@ -1,0 +1,57 @@
+"""The trainer's typed configuration: built from plans.json, then CLI overrides; recorded in debug.json."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from isrnet.errors import IsrnetError
+
+
+@dataclass
+class TrainingConfig:
+    stage: str
+    dataset: str
+    network: dict
+    sampler: dict
+    patch_size: int
+    batch_size: int
+    lr: float
+    budget_minutes: float
+    iterations: int | None = None  # fixed count; None = derived once from the budget
+    weight_decay: float = 0.0
+    seed: int = 12345
+    device: str = "cpu"
+    workers: int = 1  # background sampling processes (0 = in the main process)
+    validation_every: int = 50
+    validation_batches: int = 4
+    checkpoint_every_seconds: float = 60.0
+    init: str | None = None
+    from_scratch: bool = False
+    tag: str | None = None
+    continue_training: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def run_name(self) -> str:
+        return self.stage if not self.tag else f"{self.stage}__{self.tag}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_plans(cls, plans: dict, stage: str, overrides: dict[str, Any]) -> "TrainingConfig":
+        """Plans' training section, then non-None CLI overrides (unknown names are an error)."""
+        training = plans["training"]
+        values = {"stage": stage, "dataset": plans["dataset"], "network": plans["network"],
+                  "sampler": dict(plans["sampler"]), "patch_size": training["patch_size"],
+                  "batch_size": training["batch_size"], "lr": training["lr"],
+                  "budget_minutes": training["budget_minutes"], "weight_decay": training.get("weight_decay", 0.0),
+                  "seed": training.get("seed", 12345), "validation_every": training.get("validation_every", 50)}
+        known = {f.name for f in fields(cls)}
+        for key, value in overrides.items():
+            if value is None:
+                continue
+            if key not in known:
+                raise IsrnetError(f"unknown training option '{key}'")
+            values[key] = value
+        return cls(**values)

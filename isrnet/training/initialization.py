@@ -1,0 +1,69 @@
+"""Which weights a stage starts from: -init, the previous stage's result, the shipped weights, or scratch.
+
+ssft: -init > mrft result of the plan's stage-2 dataset > shipped mrft weights > error naming the options.
+mrft: -init > video result of the plan's stage-1 dataset > shipped video weights > scratch (with a notice).
+video: -init > scratch. `--from-scratch` always starts from random weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from isrnet import paths
+from isrnet.datasets import DATASET_PATTERN
+from isrnet.errors import IsrnetError
+from isrnet.pretrained import shipped_weights
+from isrnet.training.checkpointing import check_compatible, load_checkpoint
+
+PREVIOUS_STAGE = {"ssft": "mrft", "mrft": "video"}
+
+
+@dataclass
+class Initialisation:
+    state_dict: dict | None
+    description: str
+    path: str | None = None
+
+
+def stage_result(dataset_number: int, stage: str) -> Path | None:
+    """checkpoint_final.pth of `stage` (untagged) for the dataset with this number, if trained."""
+    root = paths.results_folder()
+    if not root.is_dir():
+        return None
+    for folder in sorted(root.iterdir()):
+        match = DATASET_PATTERN.match(folder.name)
+        if match and int(match.group(1)) == int(dataset_number):
+            candidate = folder / stage / "checkpoint_final.pth"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def _from_file(path: Path, network: dict, description: str) -> Initialisation:
+    checkpoint = load_checkpoint(path)
+    check_compatible(checkpoint, network, str(path))
+    return Initialisation(checkpoint["state_dict"], description, str(path))
+
+
+def resolve_initialisation(stage: str, network: dict, stage_datasets: dict, init: str | None,
+                           from_scratch: bool) -> Initialisation:
+    if from_scratch:
+        return Initialisation(None, "from scratch (--from-scratch): random weights, output starts as cubic")
+    if init:
+        return _from_file(Path(init), network, f"-init {init}")
+    previous = PREVIOUS_STAGE.get(stage)
+    if previous is None:
+        return Initialisation(None, "from scratch (first stage)")
+    result = stage_result(stage_datasets[previous], previous)
+    if result is not None:
+        return _from_file(result, network, f"{previous} result of dataset {stage_datasets[previous]:03d}")
+    shipped = shipped_weights(previous)
+    if shipped is not None:
+        return _from_file(shipped, network, f"shipped {previous} weights (isrnet/pretrained)")
+    if stage == "mrft":
+        return Initialisation(None, f"from scratch: no {previous} result of dataset {stage_datasets[previous]:03d} "
+                                    f"and no shipped {previous} weights")
+    raise IsrnetError(f"nothing to initialise {stage} from: no {previous} result of dataset "
+                      f"{stage_datasets[previous]:03d} and no shipped weights. Give -init CHECKPOINT, "
+                      f"train the previous stage (isr_train {stage_datasets[previous]} {previous}), "
+                      f"or use --from-scratch")

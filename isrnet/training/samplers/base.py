@@ -1,0 +1,105 @@
+"""What every stage's sampler yields, and the one pair-cutting routine they all share.
+
+A stage differs from another only in where its blocks come from (video frames, isotropic MR, the
+target's own volumes); `cut_pair` turns a block [A, H, W] whose axis 0 plays the slice axis into
+context slices, positions and target slices, using the one slice-profile simulation in degradation.py.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from isrnet.degradation import blur_along, sample_along, slice_profile_kernel
+from isrnet.networks.slice_synth import conditioning_vector
+
+
+@dataclass
+class Batch:
+    context: np.ndarray  # [B, K, P, P] low-resolution slices
+    positions: np.ndarray  # [B, M] in [0, 1] between context slices K/2-1 and K/2
+    targets: np.ndarray  # [B, M, P, P] true slices at those positions
+    conditioning: np.ndarray  # [B, 2] (see networks.slice_synth.conditioning_vector)
+
+    def as_dict(self) -> dict[str, np.ndarray]:
+        return {"context": self.context, "positions": self.positions, "targets": self.targets,
+                "conditioning": self.conditioning}
+
+
+def block_length(step: float, thickness_voxels: float, profile: str, context: int) -> int:
+    """Fine slices a block needs along axis 0 for `context` low-resolution slices at `step`."""
+    radius = slice_profile_kernel(thickness_voxels, profile).size // 2
+    return int(np.ceil((context - 1) * step + 1)) + 2 * radius + 1
+
+
+def cut_pair(block: np.ndarray, step: float, thickness_voxels: float, profile: str, context: int, targets: int,
+             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simulate `context` thick slices along axis 0 of `block` and pick `targets` true slices in the central gap.
+
+    Returns (context [K, H, W], positions [M], targets [M, H, W]); a target at position t really lies at
+    fine coordinate lr[K/2-1] + t * step.
+    """
+    radius = slice_profile_kernel(thickness_voxels, profile).size // 2
+    room = block.shape[0] - 1 - 2 * radius - (context - 1) * step
+    offset = radius + (rng.uniform(0, min(room, 1.0)) if room > 0 else 0.0)
+    lr_positions = offset + step * np.arange(context)
+    blurred = blur_along(block, 0, thickness_voxels, profile)
+    lr = sample_along(blurred, 0, lr_positions)
+    left = lr_positions[context // 2 - 1]
+    candidates = np.arange(np.floor(left) + 1, left + step - 1e-6)
+    candidates = candidates[candidates > left + 1e-6]
+    if candidates.size == 0:
+        candidates = np.array([left + step / 2])
+    chosen = rng.choice(candidates, size=targets, replace=candidates.size < targets)
+    truth = sample_along(block.astype(np.float32), 0, chosen)
+    return lr.astype(np.float32), ((chosen - left) / step).astype(np.float32), truth.astype(np.float32)
+
+
+def random_window(length: int, size: int, rng: np.random.Generator, low: int = 0, high: int | None = None) -> slice:
+    """A window of `size` inside [low, high) (all of it when it is shorter)."""
+    high = length if high is None else high
+    if high - low <= size:
+        return slice(low, high)
+    start = int(rng.integers(low, high - size + 1))
+    return slice(start, start + size)
+
+
+def pad_to(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Reflect-pad trailing axes up to `shape` (for volumes smaller than a patch)."""
+    pads = [(0, max(0, s - a)) for a, s in zip(array.shape, shape)]
+    if not any(p[1] for p in pads):
+        return array
+    mode = "reflect" if all(a > 1 for a, p in zip(array.shape, pads) if p[1]) else "edge"
+    out = array
+    while any(o < s for o, s in zip(out.shape, shape)):  # reflect can only add less than the axis length
+        pads = [(0, min(max(0, s - o), o - 1 if mode == "reflect" else s)) for o, s in zip(out.shape, shape)]
+        out = np.pad(out, pads, mode=mode)
+    return out
+
+
+def augment(context: np.ndarray, positions: np.ndarray, truth: np.ndarray, rng: np.random.Generator,
+            transpose: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """In-plane flips and transpose, and reversal of slice order (t -> 1 - t)."""
+    for axis in (1, 2):
+        if rng.random() < 0.5:
+            context, truth = np.flip(context, axis), np.flip(truth, axis)
+    if transpose and rng.random() < 0.5:
+        context, truth = context.transpose(0, 2, 1), truth.transpose(0, 2, 1)
+    if rng.random() < 0.5:
+        context, positions = context[::-1], 1.0 - positions
+    return np.ascontiguousarray(context), positions.astype(np.float32), np.ascontiguousarray(truth)
+
+
+def stack_samples(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray, float, float]]) -> Batch:
+    """[(context, positions, targets, factor, thickness_ratio), ...] -> Batch."""
+    return Batch(np.stack([s[0] for s in samples]).astype(np.float32),
+                 np.stack([s[1] for s in samples]).astype(np.float32),
+                 np.stack([s[2] for s in samples]).astype(np.float32),
+                 np.array([conditioning_vector(s[3], s[4]) for s in samples], dtype=np.float32))
+
+
+def split_range(length: int, fraction: float, split: str) -> tuple[int, int]:
+    """[low, high) of an axis for 'train' (the first 1 - fraction) or 'val' (the rest)."""
+    cut = int(round(length * (1.0 - fraction)))
+    cut = min(max(cut, 1), length - 1) if length > 1 else length
+    return (0, cut) if split == "train" else (cut, length)

@@ -1,0 +1,54 @@
+"""Stage 2, `mrft`: pairs from isotropic high-resolution MR with simulated thick slices.
+
+A random axis plays the slice axis; a random factor and thickness/spacing ratio (0 = plain decimation)
+and profile are drawn per sample; the one simulation in degradation.py makes the thick slices, and the
+true slices between them are the targets. Intensity augmentation: random gamma and contrast.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to, random_window,
+                                           split_range, stack_samples)
+
+
+class MrftSampler:
+    def __init__(self, cases: list[tuple[np.ndarray, dict]], context: int = 4, targets_per_sample: int = 3,
+                 factor_range: tuple[float, float] = (2.0, 8.0), thickness_ratio_range: tuple[float, float] = (0.0, 1.5),
+                 profiles: tuple[str, ...] = ("gaussian", "rect"), intensity_augmentation: bool = True,
+                 split: str = "train", validation_fraction: float = 0.1) -> None:
+        self.cases, self.context, self.targets = cases, context, targets_per_sample
+        self.factor_range, self.ratio_range = tuple(factor_range), tuple(thickness_ratio_range)
+        self.profiles, self.intensity_augmentation = tuple(profiles), intensity_augmentation
+        self.split, self.fraction = split, validation_fraction
+        sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def sample(self, rng: np.random.Generator, batch_size: int, patch: int) -> Batch:
+        return stack_samples([self._one(rng, patch) for _ in range(batch_size)])
+
+    def _one(self, rng: np.random.Generator, patch: int):
+        array, _ = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
+        axis = int(rng.integers(0, 3))
+        factor = float(np.exp(rng.uniform(*np.log(self.factor_range))))
+        ratio = float(rng.uniform(*self.ratio_range))
+        profile = "none" if ratio < 0.05 else str(rng.choice(self.profiles))
+        moved = np.moveaxis(array, axis, 0)
+        length = block_length(factor, ratio * factor, profile, self.context)
+        low, high = split_range(moved.shape[1], self.fraction, self.split)  # held-out rows for validation
+        block = moved[random_window(moved.shape[0], length, rng),
+                      random_window(moved.shape[1], patch, rng, low, high),
+                      random_window(moved.shape[2], patch, rng)]
+        block = pad_to(np.asarray(block, dtype=np.float32), (length, patch, patch))
+        if self.intensity_augmentation:
+            block = _intensity(block, rng)
+        context, positions, truth = cut_pair(block, factor, ratio * factor, profile, self.context, self.targets, rng)
+        context, positions, truth = augment(context, positions, truth, rng)
+        return context, positions, truth, factor, ratio
+
+
+def _intensity(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random gamma on the positive part and a random contrast scale (MR contrasts vary)."""
+    gamma = float(np.exp(rng.uniform(np.log(0.7), np.log(1.5))))
+    scale = float(rng.uniform(0.8, 1.2))
+    return (np.clip(block, 0, None) ** gamma * scale).astype(np.float32)

@@ -1,0 +1,92 @@
+"""Stage 3, `ssft`: training pairs from the anisotropic target volumes alone (never referenceTr/).
+
+Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
+- 'inplane' (default; SMORE/ECLARE-like): a high-resolution in-plane axis is degraded with the
+  acquisition's slice profile and spacing so it looks like the slice axis; the network learns to restore
+  it. The images it sees are planes containing the real slice axis, resampled to square pixels (cubic)
+  so structures have the size they have in the in-plane slices the network is applied to.
+- 'slices': every second or third real slice is removed and predicted from the rest (test-time images,
+  but twice the gap and thick targets).
+"""
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to, random_window,
+                                           split_range, stack_samples)
+
+PAIR_MODES = ("inplane", "slices")
+
+
+class SsftSampler:
+    """Pairs from slices-first normalised volumes; `cases` holds (array [Z, Y, X], properties) per case."""
+
+    def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
+                 targets: int = 3, split: str = "train", validation_fraction: float = 0.1,
+                 profile: str = "gaussian") -> None:
+        if pairs not in PAIR_MODES:
+            raise ValueError(f"unknown ssft pairs '{pairs}'; use one of {', '.join(PAIR_MODES)}")
+        self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets
+        self.split, self.fraction, self.profile = split, validation_fraction, profile
+        sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
+        self.weights = sizes / sizes.sum()
+
+    def sample(self, rng: np.random.Generator, batch_size: int, patch: int) -> Batch:
+        samples = []
+        for _ in range(batch_size):
+            array, properties = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
+            make = self._inplane if self.pairs == "inplane" else self._slices
+            samples.append(make(array, properties, rng, patch))
+        return stack_samples(samples)
+
+    def _inplane(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
+        s, dy, dx = properties["spacing"]
+        thickness = properties.get("slice_thickness") or s
+        axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
+        d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
+        step, thickness_voxels = s / d_axis, thickness / d_axis
+        moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
+        length = block_length(step, thickness_voxels, self.profile, self.context)
+        low, high = split_range(moved.shape[0], self.fraction, self.split)
+        if high - low < length:
+            low, high = 0, moved.shape[0]
+        z_needed = int(np.ceil(patch * d_other / s)) + 3
+        block = moved[random_window(moved.shape[0], length, rng, low, high),
+                      random_window(moved.shape[1], z_needed, rng),
+                      random_window(moved.shape[2], patch, rng)]
+        block = pad_to(np.asarray(block, dtype=np.float32), (length, 4, patch))
+        context, positions, truth = cut_pair(block, step, thickness_voxels, self.profile, self.context,
+                                             self.targets, rng)
+        zoom = s / d_other
+        context, truth = _square_pixels(context, zoom), _square_pixels(truth, zoom)
+        context, truth = _crop_rows(context, truth, patch, rng)
+        context, positions, truth = augment(context, positions, truth, rng)
+        return context, positions, truth, s / min(dy, dx), thickness / s
+
+    def _slices(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
+        s, dy, dx = properties["spacing"]
+        thickness = properties.get("slice_thickness") or s
+        keep = int(rng.integers(2, 4)) if array.shape[0] >= 3 * (self.context - 1) + 1 else 2
+        length = (self.context - 1) * keep + 1
+        low, high = split_range(array.shape[1], self.fraction, self.split)
+        block = array[random_window(array.shape[0], length, rng),
+                      random_window(array.shape[1], patch, rng, low, high),
+                      random_window(array.shape[2], patch, rng)]
+        block = pad_to(np.asarray(block, dtype=np.float32), (length, patch, patch))
+        context, positions, truth = cut_pair(block, float(keep), 0.0, "none", self.context, self.targets, rng)
+        context, positions, truth = augment(context, positions, truth, rng)
+        return context, positions, truth, keep * s / min(dy, dx), thickness / (keep * s)
+
+
+def _square_pixels(images: np.ndarray, zoom: float) -> np.ndarray:
+    """Cubic-resample axis 1 (the real slice axis, spacing s) to the in-plane spacing."""
+    if zoom <= 1.0 + 1e-6:
+        return images
+    return ndimage.zoom(images, (1.0, zoom, 1.0), order=3, mode="nearest", grid_mode=False)
+
+
+def _crop_rows(context: np.ndarray, truth: np.ndarray, patch: int, rng: np.random.Generator):
+    rows = random_window(context.shape[1], patch, rng)
+    context, truth = context[:, rows], truth[:, rows]
+    return pad_to(context, (context.shape[0], patch, patch)), pad_to(truth, (truth.shape[0], patch, patch))

@@ -1,0 +1,1 @@
+"""Small helpers used across stages (JSON, parallel maps, atomic files)."""
