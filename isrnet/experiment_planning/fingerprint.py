@@ -13,7 +13,7 @@ import numpy as np
 from isrnet import datasets, paths
 from isrnet.errors import IsrnetError
 from isrnet.imageio import read_volumes
-from isrnet.imageio.geometry import NEAR_ISOTROPIC_RATIO, factor_of, in_plane_axes, slice_axis_of
+from isrnet.imageio.geometry import factor_of, in_plane_axes, is_near_isotropic, slice_axis_of
 from isrnet.imageio.video import read_clip
 from isrnet.utilities.files import save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
@@ -74,7 +74,7 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None) -> dic
             "origin": volume.origin.tolist(), "direction": volume.direction.tolist(),
             "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
             "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
-            "near_isotropic": factor_of(volume.spacing, axis) <= NEAR_ISOTROPIC_RATIO,
+            "near_isotropic": is_near_isotropic(volume.spacing, axis),
             "slice_thickness": thickness, "thickness_source": source,
             "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask),
         }
@@ -102,7 +102,11 @@ def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
     raise_collected(results, "fingerprint extraction")
     merged: dict[str, dict] = {}
     for entry in results:
-        merged.update(entry)
+        for name, case in entry.items():
+            if name in merged:  # a 4D file's 'case_t000' and a 3D file of that name
+                raise IsrnetError(f"{merged[name]['file']} and {case['file']} both give case '{name}'; "
+                                  f"rename one")
+            merged[name] = case
     fingerprint = {"dataset": dataset, "kind": info.kind, "cases": merged}
     save_json(fingerprint, fingerprint_path(dataset))
     return fingerprint

@@ -12,7 +12,7 @@ from typing import Any
 
 from isrnet import configuration as cfg
 from isrnet.errors import IsrnetError
-from isrnet.imageio.geometry import NEAR_ISOTROPIC_RATIO, transpose_for
+from isrnet.imageio.geometry import NEAR_ISOTROPIC_RATIO, ratio_within, transpose_for
 
 PLANNER_NAME = "DefaultPlanner"
 
@@ -67,7 +67,7 @@ def patch_and_batch(extent: int, device: str, network: dict) -> tuple[int, int]:
 def _check_isotropic(fingerprint: dict) -> None:
     bad = [f"{name} (spacing {', '.join(f'{s:g}' for s in case['spacing'])} mm)"
            for name, case in fingerprint["cases"].items()
-           if max(case["spacing"]) / min(case["spacing"]) > cfg.ISOTROPY_TOLERANCE]
+           if not ratio_within(max(case["spacing"]) / min(case["spacing"]), cfg.ISOTROPY_TOLERANCE)]
     if bad:
         raise IsrnetError(f"dataset {fingerprint['dataset']} is of kind hr_mr but these volumes are not "
                           f"isotropic (tolerance {cfg.ISOTROPY_TOLERANCE}): {'; '.join(bad)}. Resample them "
@@ -100,9 +100,11 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
         else:
             plans["cases"] = {name: _case_plan(name, case, factor, target_spacing, "gaussian")
                               for name, case in fingerprint["cases"].items()}
+        _check_not_all_skipped(fingerprint["dataset"], plans["cases"])
         extents = [min(b[1] - b[0] for i, b in enumerate(c["foreground_bbox"])
-                       if i != c["slice_axis"] or kind == "hr_mr") for c in fingerprint["cases"].values()]
-        extent = min(extents)
+                       if i != c["slice_axis"] or kind == "hr_mr")
+                   for name, c in fingerprint["cases"].items() if not plans["cases"][name]["skip"]]
+        extent = min(extents)  # skipped cases are never trained on: they do not limit the patch
     patch, batch = patch_and_batch(extent, device, network)
     plans["training"] = {"stage": stage, "patch_size": patch, "batch_size": batch, "budget_minutes": budget,
                          "lr": 1e-3 if stage == "ssft" else 2e-3, "weight_decay": 0.0, "loss": "l1",
@@ -115,11 +117,14 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
     for key, value in (("factor", factor), ("target_spacing", target_spacing), ("budget_minutes", budget_minutes)):
         if value is not None:
             plans["overrides"][key] = value
-    active = [c for c in plans["cases"].values() if not c["skip"]]
-    if not active:
-        raise IsrnetError(f"dataset {fingerprint['dataset']}: every case was skipped "
-                          f"({next(iter(plans['cases'].values()))['reason']})")
+    _check_not_all_skipped(fingerprint["dataset"], plans["cases"])
     return plans
+
+
+def _check_not_all_skipped(dataset: str, cases: dict) -> None:
+    if all(case["skip"] for case in cases.values()):
+        raise IsrnetError(f"dataset {dataset}: every case was skipped "
+                          f"({next(iter(cases.values()))['reason']})")
 
 
 def _sampler_defaults(stage: str) -> dict:

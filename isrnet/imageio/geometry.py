@@ -15,6 +15,8 @@ from isrnet.imageio.volume import Volume
 # A volume whose slice spacing is at most this many times its finest in-plane spacing is
 # treated as already near-isotropic (nothing to super-resolve).
 NEAR_ISOTROPIC_RATIO = 1.2
+# Relative slack of spacing-ratio limits: file formats store spacing as float32 (1.2 mm reads as 1.2000000477).
+RATIO_SLACK = 1e-6
 
 
 def slice_axis_of(spacing: tuple[float, float, float]) -> int:
@@ -31,6 +33,16 @@ def factor_of(spacing: tuple[float, float, float], slice_axis: int | None = None
     """Upsampling factor: slice spacing / finest in-plane spacing."""
     axis = slice_axis_of(spacing) if slice_axis is None else slice_axis
     return float(spacing[axis]) / float(min(spacing[a] for a in in_plane_axes(axis)))
+
+
+def ratio_within(ratio: float, limit: float) -> bool:
+    """ratio <= limit, up to float32 rounding of the spacings the ratio comes from."""
+    return ratio <= limit * (1.0 + RATIO_SLACK)
+
+
+def is_near_isotropic(spacing: tuple[float, float, float], slice_axis: int | None = None) -> bool:
+    """Slice spacing at most NEAR_ISOTROPIC_RATIO times the finest in-plane spacing (nothing to super-resolve)."""
+    return ratio_within(factor_of(spacing, slice_axis), NEAR_ISOTROPIC_RATIO)
 
 
 def transpose_for(slice_axis: int) -> tuple[list[int], list[int]]:

@@ -1,12 +1,17 @@
 """Reading and writing volumes (NIfTI, NRRD, MetaImage, DICOM series) through SimpleITK.
 
 The only module that translates between SimpleITK's geometry (index order x, y, z) and `Volume`
-(geometry per numpy array axis). Writes are atomic: a temporary file in the target folder is renamed
-into place once complete, so a crash never leaves a half-written image under the final name.
+(geometry per numpy array axis). Writes are atomic: the image is written into a hidden temporary folder
+beside the target and moved into place once complete, so a crash never leaves a half-written image under
+the final name. NIfTI input is also checked with nibabel, because ITK silently zero-fills truncated files
+and mangles NaN/Inf voxels.
 """
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +59,21 @@ def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
     return image, thickness
 
 
+def _check_nifti(path: Path) -> None:
+    """What ITK does not check: it reads a truncated NIfTI file without error (missing voxels become
+    zeros) and turns NaN/Inf voxels into zeros or arbitrary numbers."""
+    import nibabel  # imported here: only NIfTI files need the check
+    from nibabel.filebasedimages import ImageFileError
+
+    try:
+        voxels = nibabel.load(str(path)).dataobj.get_unscaled()  # reads every stored voxel
+    except (EOFError, OSError, zlib.error, ValueError, ImageFileError) as error:
+        detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise IsrnetError(f"{path}: cannot be read, the file is truncated or corrupt ({detail})") from None
+    if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
+        raise IsrnetError(f"{path}: contains NaN or Inf voxels; fix or remove this case")
+
+
 def read_volumes(path: str | Path) -> list[Volume]:
     """Read a 3D or 4D image; a 4D image gives one Volume per 3D volume (all sharing geometry).
 
@@ -74,13 +94,15 @@ def read_volumes(path: str | Path) -> list[Volume]:
                 raise IsrnetError(f"{path}: unsupported format; use one of {', '.join(IMAGE_ENDINGS)} "
                                   f"or a folder holding one DICOM series")
             image = sitk.ReadImage(str(path))
+            if image_ending(path) in (".nii", ".nii.gz"):
+                _check_nifti(path)
     except RuntimeError as error:
-        first = str(error).strip().splitlines()
-        detail = next((line for line in first if "rror" in line or "xception" in line), first[-1] if first else "")
+        lines = str(error).strip().splitlines()  # the first line only names SimpleITK's source file
+        detail = next((line for line in lines if "ERROR" in line), lines[-1] if lines else "")
         raise IsrnetError(f"{path}: cannot be read, the file may be truncated or corrupt "
                           f"({detail.strip()[:200]})") from None
     dimension = image.GetDimension()
-    if dimension == 2 or (dimension == 3 and min(image.GetSize()) == 1 and path.suffix.lower() == ".dcm"):
+    if dimension == 2 or (dimension == 3 and min(image.GetSize()) == 1):
         raise IsrnetError(f"{path}: is a 2D image; isrnet needs a 3D stack of slices "
                           f"(put all slices of a series in one folder)")
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -109,9 +131,21 @@ def read_volume(path: str | Path) -> Volume:
     return volumes[0]
 
 
-def _temporary_name(target: Path) -> Path:
-    ending = image_ending(target) or target.suffix
-    return target.with_name(f".{target.name[: -len(ending)]}.partial{os.getpid()}{ending}")
+def _write_atomically(image: sitk.Image, path: Path, compress: bool) -> None:
+    """Write into a hidden folder beside `path` under the final name, then move into place.
+
+    Detached data files (.nhdr/.mhd) keep the name their header refers to; they are moved first and
+    the header (or single file) last, so no complete-looking file exists before the data is there.
+    """
+    temporary = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial", dir=path.parent))
+    try:
+        sitk.WriteImage(image, str(temporary / path.name), compress)
+        for written in temporary.iterdir():
+            if written.name != path.name:
+                os.replace(written, path.with_name(written.name))
+        os.replace(temporary / path.name, path)
+    finally:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 def write_volumes(volumes: list[Volume], path: str | Path, dtype: np.dtype | str | None = None,
@@ -126,12 +160,9 @@ def write_volumes(volumes: list[Volume], path: str | Path, dtype: np.dtype | str
     else:
         arrays = [v.array if dtype is None else v.array.astype(dtype) for v in volumes]
         image = sitk.JoinSeries([to_sitk(volumes[0].with_array(a)) for a in arrays])
-    temporary = _temporary_name(path)
     try:
-        sitk.WriteImage(image, str(temporary), compress)
-        os.replace(temporary, path)
+        _write_atomically(image, path, compress)
     except (RuntimeError, OSError) as error:
-        temporary.unlink(missing_ok=True)
         raise IsrnetError(f"{path}: could not be written ({str(error).strip().splitlines()[-1][:200]})") from None
     return path
 

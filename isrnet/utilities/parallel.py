@@ -24,7 +24,8 @@ def map_cases(function: Callable[[T], R], items: Iterable[T], workers: int, desc
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 yield from pool.map(_guarded, [function] * len(items), items)
 
-    return list(tqdm(guarded_results(), total=len(items), desc=description, unit="case", leave=False))
+    return list(tqdm(guarded_results(), total=len(items), desc=description, unit="case", leave=False,
+                     disable=None))
 
 
 def _guarded(function, item):
@@ -35,8 +36,10 @@ def _guarded(function, item):
 
 
 def raise_collected(results: list, what: str) -> None:
-    """Raise one IsrnetError listing every failed case (one line each)."""
+    """Raise one IsrnetError listing every failed case (one line each; one failure: a single line)."""
     errors = [r for r in results if isinstance(r, IsrnetError)]
+    if len(errors) == 1:
+        raise IsrnetError(f"{what} failed: {errors[0]}")
     if errors:
         lines = "\n  ".join(str(e) for e in errors)
         raise IsrnetError(f"{what} failed for {len(errors)} case(s):\n  {lines}")
