@@ -9,8 +9,8 @@ STAGES = ("video", "mrft", "ssft")
 # The network is the same for every stage and dataset so that weights move video -> mrft -> ssft.
 DEFAULT_NETWORK = {
     "name": "SliceSynthNet",
-    "kwargs": {"context": 4, "encoder_channels": 24, "encoder_blocks": 2, "mixer_channels": 32,
-               "decoder_channels": 24},
+    "kwargs": {"context": 4, "encoder_channels": 24, "encoder_blocks": 2, "fusion_channels": 48,
+               "fusion_blocks": 2, "mixer_channels": 32, "decoder_channels": 24},
 }
 
 DEFAULT_STAGE_DATASETS = {"video": 900, "mrft": 901}

@@ -9,49 +9,52 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy import ndimage
 
 PROFILES = ("gaussian", "rect", "none")
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 
 
-def slice_profile_kernel(thickness_voxels: float, profile: str = "gaussian") -> np.ndarray:
-    """Normalised 1D kernel of a slice with FWHM `thickness_voxels` (in units of the fine grid)."""
+def profile_weights(length: int, positions: np.ndarray, thickness_voxels: float,
+                    profile: str = "gaussian") -> np.ndarray:
+    """[len(positions), length] weights: thick slice k integrates the fine slices around positions[k].
+
+    The profile is evaluated at the exact (possibly fractional) centre, so a shifted slice is not blurred
+    further by interpolation; weights are renormalised at the volume's edges. 'none' (or a thickness below
+    one fine voxel) is linear interpolation, i.e. an infinitely thin slice.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown slice profile '{profile}'; use one of {', '.join(PROFILES)}")
-    if profile == "none" or thickness_voxels <= 1e-6:
-        return np.ones(1)
-    if profile == "gaussian":
-        sigma = thickness_voxels * FWHM_TO_SIGMA
-        radius = max(1, int(math.ceil(3.0 * sigma)))
-        x = np.arange(-radius, radius + 1, dtype=np.float64)
-        kernel = np.exp(-0.5 * (x / sigma) ** 2)
-    else:  # rect of width `thickness_voxels`, partial weights at both ends
-        half = thickness_voxels / 2.0
-        radius = int(math.ceil(half - 0.5)) if half > 0.5 else 0
-        x = np.arange(-radius, radius + 1, dtype=np.float64)
-        kernel = np.clip(half + 0.5 - np.abs(x), 0.0, 1.0)
-    return kernel / kernel.sum()
-
-
-def blur_along(array: np.ndarray, axis: int, thickness_voxels: float, profile: str = "gaussian") -> np.ndarray:
-    """Apply the slice profile along `axis` (edges: nearest)."""
-    kernel = slice_profile_kernel(thickness_voxels, profile)
-    if kernel.size == 1:
-        return array.astype(np.float32, copy=True)
-    return ndimage.convolve1d(array.astype(np.float32), kernel.astype(np.float32), axis=axis, mode="nearest")
-
-
-def sample_along(array: np.ndarray, axis: int, positions: np.ndarray) -> np.ndarray:
-    """Slices at continuous `positions` along `axis` (linear interpolation; exact at integers)."""
     positions = np.asarray(positions, dtype=np.float64)
-    lower = np.clip(np.floor(positions).astype(int), 0, array.shape[axis] - 1)
-    upper = np.clip(lower + 1, 0, array.shape[axis] - 1)
-    weight = (positions - lower).astype(np.float32)
-    shape = [1] * array.ndim
-    shape[axis] = -1
-    weight = weight.reshape(shape)
-    return np.take(array, lower, axis=axis) * (1 - weight) + np.take(array, upper, axis=axis) * weight
+    grid = np.arange(length, dtype=np.float64)[None, :]
+    distance = grid - positions[:, None]
+    if profile == "none" or thickness_voxels <= 1.0:
+        weights = np.clip(1.0 - np.abs(distance), 0.0, None)
+    elif profile == "gaussian":
+        sigma = thickness_voxels * FWHM_TO_SIGMA
+        weights = np.where(np.abs(distance) <= 3.0 * sigma + 0.5, np.exp(-0.5 * (distance / sigma) ** 2), 0.0)
+    else:  # rect: overlap of each fine voxel [i - 1/2, i + 1/2] with [p - T/2, p + T/2]
+        half = thickness_voxels / 2.0
+        weights = np.clip(np.minimum(distance + 0.5, half) - np.maximum(distance - 0.5, -half), 0.0, None)
+    weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
+    return weights
+
+
+def sample_thick(array: np.ndarray, axis: int, positions: np.ndarray, thickness_voxels: float,
+                 profile: str = "gaussian") -> np.ndarray:
+    """Thick slices of `array` centred at continuous `positions` along `axis` (float32)."""
+    weights = profile_weights(array.shape[axis], positions, thickness_voxels, profile).astype(np.float32)
+    moved = np.moveaxis(np.asarray(array, dtype=np.float32), axis, 0)
+    result = np.tensordot(weights, moved, axes=(1, 0))
+    return np.moveaxis(result, 0, axis).astype(np.float32)
+
+
+def profile_radius(thickness_voxels: float, profile: str) -> int:
+    """Fine voxels a slice profile reaches on each side of its centre."""
+    if profile == "none" or thickness_voxels <= 1.0:
+        return 1
+    if profile == "gaussian":
+        return int(math.ceil(3.0 * thickness_voxels * FWHM_TO_SIGMA + 0.5))
+    return int(math.ceil(thickness_voxels / 2.0 + 0.5))
 
 
 def thick_slice_positions(length: int, step: float, offset: float = 0.0) -> np.ndarray:
@@ -68,5 +71,4 @@ def simulate_thick_slices(array: np.ndarray, axis: int, step: float, thickness_v
     Returns (low-resolution array, fine-grid position of each low-resolution slice).
     """
     positions = thick_slice_positions(array.shape[axis], step, offset)
-    blurred = blur_along(array, axis, thickness_voxels, profile)
-    return sample_along(blurred, axis, positions).astype(np.float32), positions
+    return sample_thick(array, axis, positions, thickness_voxels, profile), positions

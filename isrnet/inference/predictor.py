@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from isrnet.errors import IsrnetError
-from isrnet.imageio.geometry import (NEAR_ISOTROPIC_RATIO, factor_of, restore_axes, slice_axis_of, slices_first,
-                                     upsampled_volume)
+from isrnet.imageio.geometry import (NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes, slice_axis_of,
+                                     slices_first, upsampled_volume)
 from isrnet.imageio.volume import Volume
 from isrnet.inference.slice_synthesis import synthesise_slices
 from isrnet.networks import build_network
@@ -60,9 +60,9 @@ class Predictor:
         """Super-resolve along the slice axis (largest spacing unless given); geometry follows exactly."""
         axis = slice_axis_of(volume.spacing) if slice_axis is None else slice_axis
         ratio = factor_of(volume.spacing, axis)
-        if settings.factor is None and settings.target_spacing is None and ratio <= NEAR_ISOTROPIC_RATIO:
+        if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
             raise IsrnetError(f"volume is already near-isotropic (slice spacing {volume.spacing[axis]:g} mm is "
-                              f"{ratio:.2f}x the in-plane spacing); nothing to super-resolve")
+                              f"{ratio:.2f}x the in-plane spacing, <= {NEAR_ISOTROPIC_RATIO}); nothing to super-resolve")
         factor = self.resolve_factor(volume, settings, axis)
         if factor <= 1.0:
             raise IsrnetError(f"factor {factor:.3g} would not add slices")

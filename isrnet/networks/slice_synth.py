@@ -2,8 +2,9 @@
 
 Cost structure (why it is fast on a CPU):
 - `encode`: a small 2D residual CNN runs once per *input* slice;
-- `mix`: once per *gap* between two slices, a 3x3 convolution fuses the features of the K context slices
-  (and the acquisition's factor and thickness) into three maps A, B, C;
+- `mix`: once per *gap* between two slices, a fusion trunk (full resolution plus a half-resolution residual
+  path for context) combines the features of the K context slices and the acquisition's factor and
+  thickness into three maps A, B, C;
 - `decode`: per *output* slice at position t only two cheap convolutions run on relu(A + tau B + tau^2 C)
   (tau = t - 1/2) and the classic interpolation at t, giving a residual over cubic (Catmull-Rom) interpolation.
 The last layer starts at zero, so an untrained network is exactly cubic interpolation.
@@ -45,7 +46,8 @@ class SliceSynthNet(nn.Module):
     """K context slices + continuous positions -> slices at those positions (see module docstring)."""
 
     def __init__(self, context: int = 4, encoder_channels: int = 24, encoder_blocks: int = 2,
-                 mixer_channels: int = 32, decoder_channels: int = 24) -> None:
+                 fusion_channels: int = 48, fusion_blocks: int = 2, mixer_channels: int = 32,
+                 decoder_channels: int = 24) -> None:
         super().__init__()
         if context < 4 or context % 2:
             raise ValueError("context must be an even number >= 4 (at least two slices on each side)")
@@ -53,7 +55,12 @@ class SliceSynthNet(nn.Module):
         self.mixer_channels = mixer_channels
         self.encoder = nn.Sequential(nn.Conv2d(1, encoder_channels, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
                                      *[ResidualBlock(encoder_channels) for _ in range(encoder_blocks)])
-        self.mixer = nn.Conv2d(context * (encoder_channels + 1) + 2, 3 * mixer_channels, 3, padding=1)
+        self.fuse = nn.Sequential(nn.Conv2d(context * (encoder_channels + 1) + 2, fusion_channels, 3, padding=1),
+                                  nn.LeakyReLU(0.1, inplace=True))
+        self.coarse = nn.Sequential(nn.Conv2d(fusion_channels, fusion_channels, 3, stride=2, padding=1),
+                                    nn.LeakyReLU(0.1, inplace=True),
+                                    *[ResidualBlock(fusion_channels) for _ in range(fusion_blocks)])
+        self.mixer = nn.Conv2d(fusion_channels, 3 * mixer_channels, 3, padding=1)
         self.decoder = nn.Sequential(nn.Conv2d(mixer_channels + 1, decoder_channels, 3, padding=1),
                                      nn.LeakyReLU(0.1, inplace=True), nn.Conv2d(decoder_channels, 1, 3, padding=1))
         nn.init.zeros_(self.decoder[-1].weight)
@@ -69,7 +76,9 @@ class SliceSynthNet(nn.Module):
         """Features of K context slices [B, K, C + 1, H, W] + conditioning [B, 2] -> gap state [B, 3D, H, W]."""
         b, k, c, h, w = features.shape
         condition = conditioning[:, :, None, None].expand(b, 2, h, w)
-        return self.mixer(torch.cat([features.reshape(b, k * c, h, w), condition.to(features.dtype)], 1))
+        fused = self.fuse(torch.cat([features.reshape(b, k * c, h, w), condition.to(features.dtype)], 1))
+        coarse = nn.functional.interpolate(self.coarse(fused), size=(h, w), mode="bilinear", align_corners=False)
+        return self.mixer(fused + coarse)
 
     def decode(self, state: torch.Tensor, base: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Gap state [B, 3D, H, W], classic interpolation base [B, M, H, W], positions [B, M] -> slices."""

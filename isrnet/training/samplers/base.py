@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from isrnet.degradation import blur_along, sample_along, slice_profile_kernel
+from isrnet.degradation import profile_radius, sample_thick
 from isrnet.networks.slice_synth import conditioning_vector
 
 
@@ -28,7 +28,7 @@ class Batch:
 
 def block_length(step: float, thickness_voxels: float, profile: str, context: int) -> int:
     """Fine slices a block needs along axis 0 for `context` low-resolution slices at `step`."""
-    radius = slice_profile_kernel(thickness_voxels, profile).size // 2
+    radius = profile_radius(thickness_voxels, profile)
     return int(np.ceil((context - 1) * step + 1)) + 2 * radius + 1
 
 
@@ -39,19 +39,18 @@ def cut_pair(block: np.ndarray, step: float, thickness_voxels: float, profile: s
     Returns (context [K, H, W], positions [M], targets [M, H, W]); a target at position t really lies at
     fine coordinate lr[K/2-1] + t * step.
     """
-    radius = slice_profile_kernel(thickness_voxels, profile).size // 2
+    radius = profile_radius(thickness_voxels, profile)
     room = block.shape[0] - 1 - 2 * radius - (context - 1) * step
     offset = radius + (rng.uniform(0, min(room, 1.0)) if room > 0 else 0.0)
     lr_positions = offset + step * np.arange(context)
-    blurred = blur_along(block, 0, thickness_voxels, profile)
-    lr = sample_along(blurred, 0, lr_positions)
+    lr = sample_thick(block, 0, lr_positions, thickness_voxels, profile)
     left = lr_positions[context // 2 - 1]
     candidates = np.arange(np.floor(left) + 1, left + step - 1e-6)
     candidates = candidates[candidates > left + 1e-6]
     if candidates.size == 0:
         candidates = np.array([left + step / 2])
     chosen = rng.choice(candidates, size=targets, replace=candidates.size < targets)
-    truth = sample_along(block.astype(np.float32), 0, chosen)
+    truth = sample_thick(block, 0, chosen, 0.0, "none")
     return lr.astype(np.float32), ((chosen - left) / step).astype(np.float32), truth.astype(np.float32)
 
 
