@@ -31,6 +31,7 @@ setup(
             "isr_preprocess=isrnet.cli.plan_and_preprocess:main_preprocess",
             "isr_convert=dataset_conversion.cli:main",
             "isr_train=isrnet.cli.train:main",
+            "isr_predict=isrnet.cli.predict:main",
         ],
     },
 )
