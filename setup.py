@@ -32,6 +32,7 @@ setup(
             "isr_convert=dataset_conversion.cli:main",
             "isr_train=isrnet.cli.train:main",
             "isr_predict=isrnet.cli.predict:main",
+            "isr_evaluate=isrnet.cli.evaluate:main",
         ],
     },
 )

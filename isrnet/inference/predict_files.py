@@ -16,7 +16,9 @@ import numpy as np
 from isrnet import __version__
 from isrnet.datasets import case_name
 from isrnet.errors import IsrnetError
+from isrnet.evaluation.metrics import input_slice_positions
 from isrnet.imageio import read_volumes, write_volumes
+from isrnet.imageio.geometry import slice_axis_of
 from isrnet.imageio.formats import FLOAT_WRITABLE, IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.inference.predictor import PredictionSettings, Predictor
 
@@ -70,11 +72,12 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, settin
     out_dtype = dtype or ("float32" if np.issubdtype(volumes[0].array.dtype, np.floating) else "float32")
     results = [r.with_array(_cast(r.array, out_dtype)) for r in results]
     write_volumes(results, target)
-    axis = int(np.argmax(volumes[0].spacing))
+    axis = slice_axis_of(volumes[0].spacing)
     sidecar = {"input": str(source), "output": target.name, "model": predictor.description,
                "factor": volumes[0].spacing[axis] / results[0].spacing[axis],
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(results[0].spacing),
                "slice_thickness_mm": settings.slice_thickness or volumes[0].slice_thickness or volumes[0].spacing[axis],
+               "slice_axis": axis, "input_positions": input_slice_positions(volumes[0], axis).round(4).tolist(),
                "settings": asdict(settings), "volumes": len(volumes), "dtype": out_dtype,
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
     sidecar_path = target.with_name(target.name[: -len(image_ending(target))] + ".json")
