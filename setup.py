@@ -33,6 +33,7 @@ setup(
             "isr_train=isrnet.cli.train:main",
             "isr_predict=isrnet.cli.predict:main",
             "isr_evaluate=isrnet.cli.evaluate:main",
+            "isr_benchmark=isrnet.cli.benchmark:main",
         ],
     },
 )

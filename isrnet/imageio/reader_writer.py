@@ -24,7 +24,7 @@ from isrnet.imageio.volume import Volume
 _SLICE_THICKNESS_TAG = "0018|0050"
 
 
-def _from_sitk(image: sitk.Image, slice_thickness: float | None = None) -> Volume:
+def from_sitk(image: sitk.Image, slice_thickness: float | None = None) -> Volume:
     array = sitk.GetArrayFromImage(image)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)[:, ::-1]
     return Volume(array, tuple(image.GetSpacing())[::-1], np.asarray(image.GetOrigin()),
@@ -109,7 +109,7 @@ def read_volumes(path: str | Path) -> list[Volume]:
         raise IsrnetError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
                           f"isrnet needs a scalar (greyscale) image")
     if dimension == 3:
-        return [_from_sitk(image, thickness)]
+        return [from_sitk(image, thickness)]
     if dimension == 4:
         volumes = []
         size = list(image.GetSize())
@@ -117,7 +117,7 @@ def read_volumes(path: str | Path) -> list[Volume]:
             extractor = sitk.ExtractImageFilter()
             extractor.SetSize(size[:3] + [0])
             extractor.SetIndex([0, 0, 0, t])
-            volumes.append(_from_sitk(extractor.Execute(image), thickness))
+            volumes.append(from_sitk(extractor.Execute(image), thickness))
         return volumes
     raise IsrnetError(f"{path}: {dimension}D images are not supported (3D or 4D only)")
 

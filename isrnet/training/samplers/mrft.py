@@ -16,11 +16,11 @@ class MrftSampler:
     def __init__(self, cases: list[tuple[np.ndarray, dict]], context: int = 4, targets_per_sample: int = 3,
                  factor_range: tuple[float, float] = (2.0, 8.0), thickness_ratio_range: tuple[float, float] = (0.0, 1.5),
                  profiles: tuple[str, ...] = ("gaussian", "rect"), intensity_augmentation: bool = True,
-                 split: str = "train", validation_fraction: float = 0.1) -> None:
+                 split: str = "train", validation_fraction: float = 0.1, axes: tuple[int, ...] = (0, 1, 2)) -> None:
         self.cases, self.context, self.targets = cases, context, targets_per_sample
         self.factor_range, self.ratio_range = tuple(factor_range), tuple(thickness_ratio_range)
         self.profiles, self.intensity_augmentation = tuple(profiles), intensity_augmentation
-        self.split, self.fraction = split, validation_fraction
+        self.split, self.fraction, self.axes = split, validation_fraction, tuple(axes)
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
@@ -29,7 +29,7 @@ class MrftSampler:
 
     def _one(self, rng: np.random.Generator, patch: int):
         array, _ = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
-        axis = int(rng.integers(0, 3))
+        axis = self.axes[int(rng.integers(len(self.axes)))]
         factor = float(np.exp(rng.uniform(*np.log(self.factor_range))))
         ratio = float(rng.uniform(*self.ratio_range))
         profile = "none" if ratio < 0.05 else str(rng.choice(self.profiles))

@@ -1,0 +1,64 @@
+"""`isr_benchmark -d D`: classic interpolation vs isrnet (every trained stage) vs a supervised upper bound."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from isrnet.cli.common import positive_float, run_cli
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="isr_benchmark", description=__doc__ + " Needs a dataset with referenceTr/. Prints a table "
+        "(PSNR/SSIM over synthesised slices and all slices, seconds per volume, output voxels per second), "
+        "writes benchmark.csv, benchmark_summary.csv and qc_<case>.png to $isrnet_results/DatasetXXX/benchmark/.")
+    parser.add_argument("-d", dest="dataset", required=True, help="dataset with referenceTr/ (e.g. 001)")
+    parser.add_argument("--factor", type=positive_float,
+                        help="simulate the input from the references at this factor instead of using imagesTr/")
+    parser.add_argument("--no-upper-bound", dest="upper_bound", action="store_false",
+                        help="skip training the supervised upper bound")
+    parser.add_argument("--retrain-upper-bound", action="store_true", help="train it again even if it exists")
+    parser.add_argument("--budget-minutes", type=positive_float,
+                        help="upper-bound training budget (default: the plan's ssft budget)")
+    parser.add_argument("-device", choices=("cpu", "cuda"), default="cpu")
+    args = parser.parse_args()
+
+    def body() -> None:
+        import shutil
+
+        from isrnet import paths
+        from isrnet.datasets import resolve_dataset
+        from isrnet.evaluation.benchmark import benchmark, load_cases, summary_table, trained_models
+        from isrnet.evaluation.qc_figure import qc_figure
+        from isrnet.evaluation.upper_bound import RUN, train_upper_bound
+        from isrnet.experiment_planning.plans_file import load_plans
+
+        start = time.time()
+        dataset = resolve_dataset(args.dataset)
+        plans = load_plans(dataset)
+        cases = load_cases(dataset, plans, args.factor)
+        bound = paths.results_folder() / dataset / RUN
+        if args.upper_bound and (args.retrain_upper_bound or not (bound / "checkpoint_final.pth").is_file()):
+            shutil.rmtree(bound, ignore_errors=True)
+            train_upper_bound(dataset, plans, cases, args.budget_minutes, args.device)
+        models = trained_models(dataset, plans)
+        if not args.upper_bound:
+            models = {k: v for k, v in models.items() if not k.startswith("supervised")}
+        table, outputs = benchmark(cases, models, args.device)
+        output = paths.results_folder() / dataset / "benchmark"
+        output.mkdir(parents=True, exist_ok=True)
+        table.to_csv(output / "benchmark.csv", index=False, float_format="%.4f")
+        summary = summary_table(table)
+        summary.to_csv(output / "benchmark_summary.csv", float_format="%.4f")
+        print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
+        best = next((k for k in models if "ssft" in k and "scratch" not in k), next(iter(models), None))
+        for case in cases:
+            panels = {"input (nearest)": outputs[case.name]["nearest"],
+                      "cubic B-spline": outputs[case.name]["cubic B-spline"]}
+            if best:
+                panels[best.replace("isrnet ", "isrnet\n")] = outputs[case.name][best]
+            qc_figure(case.reference, panels, case.slice_axis, output / f"qc_{case.name}.png",
+                      f"{dataset} {case.name} x{case.factor:g}")
+        print(f"written to {output} in {time.time() - start:.0f} s")
+
+    run_cli(parser.prog, body)

@@ -1,0 +1,131 @@
+"""isr_benchmark: classic interpolation vs isrnet after each stage vs a supervised upper bound.
+
+For each case with a reference: the low-resolution input (imagesTr, or simulated from the reference with
+--factor), every method's output on isrnet's output grid, PSNR/SSIM against the reference (synthesised
+slices and all slices), seconds per volume and output voxels per second. The supervised upper bound is the
+same network trained on pairs cut from the references with the ssft budget — the one place where
+training reads referenceTr/, and labelled as such.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from isrnet import paths
+from isrnet.datasets import dataset_id, list_cases, raw_dataset_folder
+from isrnet.degradation import simulate_thick_slices
+from isrnet.errors import IsrnetError
+from isrnet.evaluation.baselines import INTERPOLATORS, classic_upsample
+from isrnet.evaluation.metrics import compare, input_slice_positions
+from isrnet.imageio import read_volume
+from isrnet.imageio.geometry import slice_axis_of, slices_first
+from isrnet.imageio.volume import Volume
+from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.pretrained import shipped_weights
+from isrnet.training.initialization import stage_result
+
+
+@dataclass
+class Case:
+    name: str
+    low: Volume
+    reference: Volume
+    slice_axis: int
+    factor: float
+    thickness: float
+
+
+def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
+    folder = raw_dataset_folder(dataset)
+    references = list_cases(folder / "referenceTr")
+    if not references:
+        raise IsrnetError(f"{folder} has no referenceTr/: the benchmark needs high-resolution references "
+                          f"(isr_evaluate compares predictions you already have)")
+    images = list_cases(folder / "imagesTr")
+    cases = []
+    for name, reference_path in references.items():
+        reference = read_volume(reference_path)
+        plan = plans["cases"].get(name, {})
+        if factor is None and name in images and not plan.get("skip", False):
+            low = read_volume(images[name])
+            axis = slice_axis_of(low.spacing)
+            cases.append(Case(name, low, reference, axis, plan.get("factor") or low.spacing[axis] / min(
+                s for i, s in enumerate(low.spacing) if i != axis), plan.get("slice_thickness") or low.spacing[axis]))
+        elif factor is not None:
+            cases.append(simulated_case(name, reference, plan.get("slice_axis", 0), factor))
+    if not cases:
+        raise IsrnetError(f"no case of {dataset} has both an image and a reference (or use --factor to simulate)")
+    return cases
+
+
+def simulated_case(name: str, reference: Volume, axis: int, factor: float) -> Case:
+    """Thick slices (Gaussian, thickness = spacing) simulated from the reference along `axis`."""
+    step = float(factor)
+    array, positions = simulate_thick_slices(reference.array, axis, step, step, "gaussian")
+    spacing = list(reference.spacing)
+    spacing[axis] *= step
+    low = Volume(array, tuple(spacing), reference.origin.copy(), reference.direction.copy())
+    return Case(name, low, reference, axis, factor, spacing[axis])
+
+
+def trained_models(dataset: str, plans: dict) -> dict[str, Path]:
+    """Label -> checkpoint for every stage result that exists (and the shipped weights)."""
+    models: dict[str, Path] = {}
+    video = stage_result(plans["stage_datasets"]["video"], "video")
+    mrft = stage_result(plans["stage_datasets"]["mrft"], "mrft")
+    if video:
+        models[f"isrnet video (Dataset{plans['stage_datasets']['video']:03d}, no fine-tuning)"] = video
+    if mrft:
+        models[f"isrnet mrft (Dataset{plans['stage_datasets']['mrft']:03d}, no fine-tuning)"] = mrft
+    elif shipped_weights("mrft"):
+        models["isrnet shipped mrft weights (no fine-tuning)"] = shipped_weights("mrft")
+    folder = paths.results_folder() / dataset
+    for run in sorted(folder.iterdir()) if folder.is_dir() else []:
+        checkpoint = run / "checkpoint_final.pth"
+        if checkpoint.is_file():
+            label = "supervised upper bound (trained on referenceTr)" if run.name.startswith("supervised") \
+                else f"isrnet {run.name.replace('__', ' ')}"
+            models[label] = checkpoint
+    return models
+
+
+def run_method(case: Case, method: str, upsample: Callable[[Case], Volume]) -> tuple[dict, Volume]:
+    start = time.perf_counter()
+    output = upsample(case)
+    seconds = time.perf_counter() - start
+    metrics = compare(output, case.reference, case.slice_axis, input_slice_positions(case.low, case.slice_axis))
+    return {"case": case.name, "method": method, "psnr_synth": metrics.get("psnr_synth", np.nan),
+            "ssim_synth": metrics.get("ssim_synth", np.nan), "psnr_all": metrics["psnr_all"],
+            "ssim_all": metrics["ssim_all"], "seconds": seconds, "voxels_per_second": output.array.size / seconds}, output
+
+
+def benchmark(cases: list[Case], models: dict[str, Path], device: str = "cpu",
+              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, dict[str, Volume]]]:
+    rows, outputs = [], {}
+    for case in cases:
+        outputs[case.name] = {}
+        for method in INTERPOLATORS:
+            row, out = run_method(case, method, lambda c, m=method: classic_upsample(c.low, c.factor, c.slice_axis, m))
+            rows.append(row)
+            outputs[case.name][method] = out
+            log(f"{case.name}: {method}: PSNR {row['psnr_synth']:.2f} dB")
+        for label, checkpoint in models.items():
+            predictor = Predictor.from_checkpoint(checkpoint, device)
+            settings = PredictionSettings(case.factor, None, case.thickness)
+            row, out = run_method(case, label, lambda c: predictor.predict(c.low, settings, c.slice_axis))
+            rows.append(row)
+            outputs[case.name][label] = out
+            log(f"{case.name}: {label}: PSNR {row['psnr_synth']:.2f} dB")
+    return pd.DataFrame(rows), outputs
+
+
+def summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over cases per method, with the gain over cubic B-spline."""
+    means = table.drop(columns=["case"]).groupby("method", sort=False).mean()
+    means.insert(1, "gain_vs_cubic_dB", means["psnr_synth"] - means.loc["cubic B-spline", "psnr_synth"])
+    return means
