@@ -7,6 +7,7 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
   so structures have the size they have in the in-plane slices the network is applied to.
 - 'slices': every second or third real slice is removed and predicted from the rest (test-time images,
   but twice the gap and thick targets).
+- 'both': each sample is drawn from one of the two at random (half each).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from scipy import ndimage
 from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to, random_window,
                                            split_range, stack_samples)
 
-PAIR_MODES = ("inplane", "slices")
+PAIR_MODES = ("inplane", "slices", "both")
 
 
 class SsftSampler:
@@ -36,7 +37,8 @@ class SsftSampler:
         samples = []
         for _ in range(batch_size):
             array, properties = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
-            make = self._inplane if self.pairs == "inplane" else self._slices
+            mode = self.pairs if self.pairs != "both" else ("inplane", "slices")[int(rng.integers(2))]
+            make = self._inplane if mode == "inplane" else self._slices
             samples.append(make(array, properties, rng, patch))
         return stack_samples(samples)
 
