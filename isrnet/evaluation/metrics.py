@@ -67,6 +67,8 @@ def compare(prediction: Volume, reference: Volume, slice_axis: int | None = None
     if not mask.any():
         raise ValueError("prediction and reference do not overlap inside the reference foreground")
     data_range = float(np.percentile(truth[mask], 99.9) - truth[mask].min())
+    if data_range <= 0:  # a constant reference: fall back to its value (or 1)
+        data_range = float(abs(truth[mask].max())) or 1.0
     result = {"psnr_all": psnr(values, truth, mask, data_range), "ssim_all": ssim(values, truth, mask, data_range),
               "data_range": data_range, "voxels_compared": int(mask.sum())}
     if input_positions is not None and slice_axis is not None:
