@@ -75,3 +75,36 @@ def test_isr_evaluate_cli(tmp_path: Path) -> None:
     empty = subprocess.run([sys.executable, "-c", "from isrnet.cli.evaluate import main; main()", "-ref",
                             str(tmp_path / "ref"), "-pred", str(tmp_path / "nothing")], capture_output=True, text=True)
     assert empty.returncode == 1 and "no such file" in empty.stderr
+
+
+def run_benchmark(*arguments: str, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", "from isrnet.cli.benchmark import main; main()", *arguments],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
+    import os
+
+    from isrnet.degradation import simulate_thick_slices
+    z, y, x = np.meshgrid(*[np.linspace(0, 1, n) for n in (21, 24, 24)], indexing="ij")
+    truth = (100 * (1.2 + np.sin(6 * z + 3 * y) * np.cos(4 * x))).astype(np.float32)
+    low, _ = simulate_thick_slices(truth, 0, 4, 4, "gaussian")
+    folder = folders.raw / "Dataset007_Tiny"
+    write_volume(Volume(low, (4.0, 1.0, 1.0)), folder / "imagesTr" / "c.nii.gz")
+    write_volume(Volume(truth, (1.0, 1.0, 1.0)), folder / "referenceTr" / "c.nii.gz")
+    (folder / "dataset.json").write_text(json.dumps({"name": "Tiny", "file_ending": ".nii.gz",
+                                                     "slice_thickness_mm": 4.0}))
+    write_volume(Volume(low, (4.0, 1.0, 1.0)), folders.raw / "Dataset008_NoRef" / "imagesTr" / "c.nii.gz")
+    (folders.raw / "Dataset008_NoRef" / "dataset.json").write_text('{"name": "NoRef", "file_ending": ".nii.gz"}')
+    env = dict(os.environ)
+    plan = subprocess.run([sys.executable, "-c", "from isrnet.cli.plan_and_preprocess import "
+                           "main_plan_and_preprocess as m; m()", "-d", "7", "8"], capture_output=True, text=True, env=env)
+    assert plan.returncode == 0, plan.stderr
+    no_reference = run_benchmark("-d", "8", "--no-upper-bound", env=env)
+    assert no_reference.returncode == 1 and "referenceTr" in no_reference.stderr
+    done = run_benchmark("-d", "7", "--no-upper-bound", env=env)
+    assert done.returncode == 0, done.stderr
+    output = folders.results / "Dataset007_Tiny" / "benchmark"
+    summary = (output / "benchmark_summary.csv").read_text()
+    assert "cubic B-spline" in summary and "windowed sinc" in summary
+    assert (output / "qc_c.png").stat().st_size > 1000
