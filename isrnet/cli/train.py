@@ -48,7 +48,7 @@ def train(args: argparse.Namespace, command_start: float) -> None:
     from isrnet.experiment_planning.plans_file import load_plans
     from isrnet.training.config import TrainingConfig
     from isrnet.training.distributed import init_distributed, shutdown_distributed
-    from isrnet.training.initialization import resolve_initialisation
+    from isrnet.training.initialization import Initialisation, resolve_initialisation
     from isrnet.training.stages import build_samplers, check_stage
     from isrnet.training.trainer import Trainer
 
@@ -75,8 +75,11 @@ def train(args: argparse.Namespace, command_start: float) -> None:
     if output.joinpath("checkpoint_final.pth").is_file() and not config.continue_training:
         raise IsrnetError(f"{output} already holds a finished run; use --c --iterations N to extend it, "
                           f"or --tag NAME for a new variant")
-    initialisation = resolve_initialisation(args.stage, plans["network"], plans["stage_datasets"], config.init,
-                                            config.from_scratch)
+    if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
+        initialisation = Initialisation(None, "resumed from checkpoint_latest.pth")
+    else:
+        initialisation = resolve_initialisation(args.stage, plans["network"], plans["stage_datasets"], config.init,
+                                                config.from_scratch)
     distributed = init_distributed(device)
     try:
         train_sampler, val_sampler = build_samplers(args.stage, dataset, config.sampler,

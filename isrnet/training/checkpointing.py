@@ -19,9 +19,11 @@ def save_checkpoint(content: dict[str, Any], path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)
-    except OSError as error:
+    except (OSError, RuntimeError) as error:  # torch reports a failed write (e.g. disk full) as RuntimeError
         temporary.unlink(missing_ok=True)
-        raise IsrnetError(f"could not save checkpoint {path} ({error.strerror or error}); "
+        reason = (error.strerror or str(error)) if isinstance(error, OSError) else \
+            f"writing failed, is the disk full? {str(error).strip().splitlines()[-1][:160]}"
+        raise IsrnetError(f"could not save checkpoint {path} ({reason}); "
                           f"the previous checkpoint is still valid") from None
 
 

@@ -13,6 +13,7 @@ from isrnet.training.data_loading import PairSampler
 from isrnet.utilities.files import load_json
 
 STAGE_KIND = {"video": "video", "mrft": "hr_mr", "ssft": "target"}
+MIN_SLICES = 4  # as the fingerprint requires (isrnet.experiment_planning.fingerprint.MIN_SLICES)
 
 
 def check_stage(stage: str, plans: dict) -> None:
@@ -33,8 +34,9 @@ def load_preprocessed(dataset: str) -> list[tuple[np.ndarray, dict]]:
 def _ssft(cases, sampler: dict, context: int, split: str) -> PairSampler:
     from isrnet.training.samplers.ssft import SsftSampler
     for array, properties in cases:
-        if array.shape[0] < 3:
-            raise IsrnetError(f"case {properties['case']}: {array.shape[0]} slices are too few to train on (>= 4)")
+        if array.shape[0] < MIN_SLICES:
+            raise IsrnetError(f"case {properties['case']}: {array.shape[0]} slices are too few to train on "
+                              f"(>= {MIN_SLICES}); rerun isr_plan_and_preprocess")
     return SsftSampler(cases, sampler.get("pairs", "inplane"), context, sampler.get("targets_per_sample", 3),
                        split, sampler.get("validation_fraction", 0.1))
 

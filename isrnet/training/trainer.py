@@ -18,7 +18,7 @@ from isrnet import __version__
 from isrnet.errors import IsrnetError
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
-from isrnet.training.checkpointing import load_checkpoint, save_checkpoint
+from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
@@ -47,6 +47,7 @@ class Trainer:
         self.output, self.plans, self.initialisation, self.distributed = output, plans, initialisation, distributed
         self.command_start = time.time() if command_start is None else command_start
         self.device = torch.device(config.device)
+        torch.manual_seed(config.seed)  # random initial weights depend on the seed only, not on earlier use of torch
         self.network = build_network(config.network).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         self.history: dict = {"loss": [], "validation": []}
@@ -76,6 +77,7 @@ class Trainer:
         if not path.is_file():
             raise IsrnetError(f"--c: no checkpoint_latest.pth in {self.output}; start without --c")
         checkpoint = load_checkpoint(path)
+        check_compatible(checkpoint, self.config.network, f"--c: {path}")  # plans may have changed since
         self.network.load_state_dict(checkpoint["state_dict"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.iteration, self.history = checkpoint["iteration"], checkpoint["history"]
@@ -193,23 +195,24 @@ class Trainer:
     def _loop(self, stream, model, validation: list) -> None:
         config = self.config
         last_save = time.time()
-        bar = tqdm(total=self.total, initial=self.iteration, desc=config.run_name, unit="it",
-                   disable=not self.distributed.is_main, dynamic_ncols=True)
-        while self.iteration < self.total:
-            loss = self._train_step(model, next(stream))
-            self.history["loss"].append(loss)
-            bar.update(1)
-            if self.iteration % config.validation_every == 0 or self.iteration == self.total:
-                result = self.validate(validation)
-                self.history["validation"].append(result)
-                if result["psnr"] > self.best_psnr:
-                    self.best_psnr = result["psnr"]
-                    self._save("best")
-                bar.set_postfix(loss=f"{loss:.4f}", val=f"{result['psnr']:.2f}dB",
-                                cubic=f"{result['psnr_cubic']:.2f}dB")
-                self._log(f"iteration {self.iteration}: loss {np.mean(self.history['loss'][-config.validation_every:]):.4f}, "
-                          f"validation PSNR {result['psnr']:.2f} dB (cubic {result['psnr_cubic']:.2f} dB)")
-            if time.time() - last_save >= config.checkpoint_every_seconds:
-                self._save("latest")
-                last_save = time.time()
-        bar.close()
+        # `with`: the bar is closed on errors too, so an error message starts on a line of its own
+        with tqdm(total=self.total, initial=self.iteration, desc=config.run_name, unit="it",
+                  disable=not self.distributed.is_main, dynamic_ncols=True) as bar:
+            while self.iteration < self.total:
+                loss = self._train_step(model, next(stream))
+                self.history["loss"].append(loss)
+                bar.update(1)
+                if self.iteration % config.validation_every == 0 or self.iteration == self.total:
+                    result = self.validate(validation)
+                    self.history["validation"].append(result)
+                    if result["psnr"] > self.best_psnr:
+                        self.best_psnr = result["psnr"]
+                        self._save("best")
+                    bar.set_postfix(loss=f"{loss:.4f}", val=f"{result['psnr']:.2f}dB",
+                                    cubic=f"{result['psnr_cubic']:.2f}dB")
+                    self._log(f"iteration {self.iteration}: loss "
+                              f"{np.mean(self.history['loss'][-config.validation_every:]):.4f}, validation PSNR "
+                              f"{result['psnr']:.2f} dB (cubic {result['psnr_cubic']:.2f} dB)")
+                if time.time() - last_save >= config.checkpoint_every_seconds:
+                    self._save("latest")
+                    last_save = time.time()
