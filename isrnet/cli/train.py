@@ -49,7 +49,7 @@ def train(args: argparse.Namespace, command_start: float) -> None:
     from isrnet.training.config import TrainingConfig
     from isrnet.training.distributed import init_distributed, shutdown_distributed
     from isrnet.training.initialization import Initialisation, resolve_initialisation
-    from isrnet.training.stages import build_samplers, check_stage
+    from isrnet.training.stages import build_samplers, check_stage, trained_factor_range
     from isrnet.training.trainer import Trainer
 
     if args.stage not in STAGES:
@@ -71,6 +71,7 @@ def train(args: argparse.Namespace, command_start: float) -> None:
         "batch_size": args.batch_size, "patch_size": args.patch_size, "device": device, "seed": args.seed,
         "workers": args.workers, "init": args.init, "from_scratch": args.from_scratch, "tag": args.tag,
         "continue_training": args.continue_training})
+    config.extra["trained_factors"] = trained_factor_range(args.stage, plans, config.sampler)
     output = paths.results_folder() / dataset / config.run_name
     if output.joinpath("checkpoint_final.pth").is_file() and not config.continue_training:
         raise IsrnetError(f"{output} already holds a finished run; use --c --iterations N to extend it, "

@@ -36,6 +36,7 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
                "profiles": ["gaussian"], "intensity_augmentation": False, "axes": [0]}
     config = TrainingConfig.from_plans(plans, "supervised", {"tag": "upper_bound", "device": device,
                                                              "budget_minutes": budget_minutes, "sampler": sampler})
+    config.extra["trained_factors"] = sampler["factor_range"]
     try:
         initialisation = resolve_initialisation("ssft", plans["network"], plans["stage_datasets"], None, False)
     except IsrnetError:

@@ -59,3 +59,14 @@ def build_samplers(stage: str, dataset: str, sampler: dict, context: int) -> tup
     cases = load_preprocessed(dataset)
     build = SAMPLERS[sampler.get("name", stage)]
     return build(cases, sampler, context, "train"), build(cases, sampler, context, "val")
+
+
+def trained_factor_range(stage: str, plans: dict, sampler: dict) -> list[float]:
+    """The range of upsampling factors a stage trains for (stored in checkpoints; prediction warns beyond it)."""
+    if stage == "video":
+        return [float(v) for v in sampler.get("frame_step_range", [2, 8])]
+    if stage == "mrft":
+        return [float(v) for v in sampler.get("factor_range", [2.0, 8.0])]
+    factors = [c["factor"] for c in plans["cases"].values() if not c.get("skip")]
+    largest = max(factors) * (3 if sampler.get("pairs", "inplane") != "inplane" else 1)
+    return [float(min(factors)), float(largest)]

@@ -125,7 +125,8 @@ class Trainer:
         return {"network": self.config.network, "state_dict": self.network.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "iteration": self.iteration,
                 "total_iterations": self.total, "history": self.history, "best_psnr": self.best_psnr,
-                "stage": self.config.stage, "dataset": self.config.dataset, "isrnet_version": __version__}
+                "stage": self.config.stage, "dataset": self.config.dataset, "isrnet_version": __version__,
+                "trained_factors": self.config.extra.get("trained_factors")}
 
     def _save(self, *names: str) -> None:
         if self.distributed.is_main:
