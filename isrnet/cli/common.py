@@ -36,21 +36,18 @@ def parse_overrides(pairs: list[str] | None) -> dict[str, Any]:
     return result
 
 
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return value
+def _positive(cast: Callable[[str], float], noun: str) -> Callable[[str], float]:
+    """An argparse type: `cast(text)` that must be > 0, with a readable error."""
+    def parse(text: str):
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not {noun}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{value} must be positive")
+        return value
+    return parse
 
 
-def positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{value} must be positive")
-    return value
+positive_float = _positive(float, "a number")
+positive_int = _positive(int, "a whole number")

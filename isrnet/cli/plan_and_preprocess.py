@@ -104,30 +104,31 @@ def _verify(args) -> None:
                 print(f"{folder.name}: note: no reference for {', '.join(missing)} (evaluation skips them)")
 
 
-def main_extract_fingerprint() -> None:
-    parser = argparse.ArgumentParser(prog="isr_extract_fingerprint",
-                                     description="Per-case spacing, slice axis, thickness and intensity statistics "
-                                                 "-> $isrnet_preprocessed/DatasetXXX/dataset_fingerprint.json")
-    _dataset_arguments(parser)
+def _single_step(prog: str, description: str, arguments: list, step) -> None:
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    for add in arguments:
+        add(parser)
     args = parser.parse_args()
-    run_cli(parser.prog, lambda: _fingerprint(args))
+    run_cli(parser.prog, lambda: step(args))
+
+
+def _plan_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-d", dest="datasets", nargs="+", required=True, help="dataset(s): 1, 001 or Dataset001_Name")
+
+
+def main_extract_fingerprint() -> None:
+    _single_step("isr_extract_fingerprint", "Per-case spacing, slice axis, thickness and intensity statistics "
+                 "-> $isrnet_preprocessed/DatasetXXX/dataset_fingerprint.json", [_dataset_arguments], _fingerprint)
 
 
 def main_plan() -> None:
-    parser = argparse.ArgumentParser(prog="isr_plan", description="Fingerprint -> plans.json (factor, slice axis, "
-                                     "patch/batch size, budgets, stage datasets). Needs isr_extract_fingerprint.")
-    parser.add_argument("-d", dest="datasets", nargs="+", required=True, help="dataset(s): 1, 001 or Dataset001_Name")
-    _plan_arguments(parser)
-    args = parser.parse_args()
-    run_cli(parser.prog, lambda: _plan(args))
+    _single_step("isr_plan", "Fingerprint -> plans.json (factor, slice axis, patch/batch size, budgets, stage "
+                 "datasets). Needs isr_extract_fingerprint.", [_plan_dataset_arguments, _plan_arguments], _plan)
 
 
 def main_preprocess() -> None:
-    parser = argparse.ArgumentParser(prog="isr_preprocess", description="Slice axis first, crop to foreground, "
-                                     "normalise and save, as plans.json says. Needs isr_plan.")
-    _dataset_arguments(parser)
-    args = parser.parse_args()
-    run_cli(parser.prog, lambda: _preprocess(args))
+    _single_step("isr_preprocess", "Slice axis first, crop to foreground, normalise and save, as plans.json says. "
+                 "Needs isr_plan.", [_dataset_arguments], _preprocess)
 
 
 def main_plan_and_preprocess() -> None:
