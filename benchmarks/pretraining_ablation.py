@@ -23,11 +23,12 @@ from isrnet.experiment_planning.plans_file import load_plans
 from isrnet.training.initialization import stage_result
 
 
-def train(dataset: str, tag: str, budget: float, init: list[str]) -> Path:
-    run = paths.results_folder() / dataset / f"ssft__{tag}"
+def train(dataset: str, tag: str | None, budget: float, init: list[str]) -> Path:
+    """The ssft run `ssft__tag` (tag None: the default `ssft` run, which starts from the mrft result)."""
+    run = paths.results_folder() / dataset / (f"ssft__{tag}" if tag else "ssft")
     if not (run / "checkpoint_final.pth").is_file():
-        command = [sys.executable, "-c", "from isrnet.cli.train import main; main()", dataset, "ssft", "--tag", tag,
-                   "--budget-minutes", str(budget), *init]
+        command = [sys.executable, "-c", "from isrnet.cli.train import main; main()", dataset, "ssft",
+                   *(["--tag", tag] if tag else []), "--budget-minutes", str(budget), *init]
         print("running:", " ".join(command[3:]), flush=True)
         subprocess.run(command, check=True)
     return run / "checkpoint_final.pth"
@@ -46,7 +47,7 @@ def main() -> None:
         sys.exit("train the pre-training stages first: isr_train 900 video ; isr_train 901 mrft")
     runs = {"ssft from scratch": train(dataset, "scratch", args.budget_minutes, ["--from-scratch"]),
             "ssft from video": train(dataset, "from_video", args.budget_minutes, ["-init", str(video)]),
-            "ssft from video+mrft": train(dataset, "from_mrft", args.budget_minutes, ["-init", str(mrft)])}
+            "ssft from video+mrft": train(dataset, None, args.budget_minutes, [])}
     models = {"mrft alone (no ssft)": mrft, **runs}
     table, _ = benchmark(load_cases(dataset, plans, None), models)
     summary = summary_table(table)

@@ -107,7 +107,7 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
         extent = min(extents)  # skipped cases are never trained on: they do not limit the patch
     patch, batch = patch_and_batch(extent, device, network)
     plans["training"] = {"stage": stage, "patch_size": patch, "batch_size": batch, "budget_minutes": budget,
-                         "lr": 1e-3 if stage == "ssft" else 2e-3, "weight_decay": 0.0, "loss": "l1",
+                         "lr": 1e-3, "weight_decay": 0.0, "loss": "l1",
                          "validation_every": 50, "seed": 12345}
     plans["sampler"] = _sampler_defaults(stage)
     plans["overrides"] = {}

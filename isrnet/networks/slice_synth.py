@@ -5,7 +5,7 @@ Cost structure (why it is fast on a CPU):
 - `mix`: once per *gap* between two slices, a fusion trunk (full resolution plus a half-resolution residual
   path for context) combines the features of the K context slices and the acquisition's factor and
   thickness into three maps A, B, C;
-- `decode`: per *output* slice at position t only two cheap convolutions run on relu(A + tau B + tau^2 C)
+- `decode`: per *output* slice at position t only two cheap convolutions run on leaky_relu(A + tau B + tau^2 C)
   (tau = t - 1/2) and the classic interpolation at t, giving a residual over cubic (Catmull-Rom) interpolation.
 The last layer starts at zero, so an untrained network is exactly cubic interpolation.
 """
@@ -85,7 +85,7 @@ class SliceSynthNet(nn.Module):
         b, m, h, w = base.shape
         a, b_, c = state.split(self.mixer_channels, dim=1)
         tau = (positions - 0.5)[:, :, None, None, None]
-        hidden = torch.relu(a[:, None] + tau * b_[:, None] + tau * tau * c[:, None])  # [B, M, D, H, W]
+        hidden = nn.functional.leaky_relu(a[:, None] + tau * b_[:, None] + tau * tau * c[:, None], 0.1)  # [B,M,D,H,W]
         decoder_input = torch.cat([hidden, base[:, :, None]], 2).reshape(b * m, -1, h, w)
         return base + self.decoder(decoder_input).reshape(b, m, h, w)
 
