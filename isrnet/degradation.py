@@ -12,6 +12,7 @@ import numpy as np
 
 PROFILES = ("gaussian", "rect", "none")
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+GAUSSIAN_REACH = 4.0  # sigmas: the cut-off is uneven around fractional centres, so keep its mass negligible
 
 
 def profile_weights(length: int, positions: np.ndarray, thickness_voxels: float,
@@ -31,7 +32,7 @@ def profile_weights(length: int, positions: np.ndarray, thickness_voxels: float,
         weights = np.clip(1.0 - np.abs(distance), 0.0, None)
     elif profile == "gaussian":
         sigma = thickness_voxels * FWHM_TO_SIGMA
-        weights = np.where(np.abs(distance) <= 3.0 * sigma + 0.5, np.exp(-0.5 * (distance / sigma) ** 2), 0.0)
+        weights = np.where(np.abs(distance) <= GAUSSIAN_REACH * sigma + 1.0, np.exp(-0.5 * (distance / sigma) ** 2), 0.0)
     else:  # rect: overlap of each fine voxel [i - 1/2, i + 1/2] with [p - T/2, p + T/2]
         half = thickness_voxels / 2.0
         weights = np.clip(np.minimum(distance + 0.5, half) - np.maximum(distance - 0.5, -half), 0.0, None)
@@ -49,11 +50,11 @@ def sample_thick(array: np.ndarray, axis: int, positions: np.ndarray, thickness_
 
 
 def profile_radius(thickness_voxels: float, profile: str) -> int:
-    """Fine voxels a slice profile reaches on each side of its centre."""
+    """Fine voxels a slice profile reaches beyond its centre (0 for thin slices: linear interpolation)."""
     if profile == "none" or thickness_voxels <= 1.0:
-        return 1
+        return 0
     if profile == "gaussian":
-        return int(math.ceil(3.0 * thickness_voxels * FWHM_TO_SIGMA + 0.5))
+        return int(math.ceil(GAUSSIAN_REACH * thickness_voxels * FWHM_TO_SIGMA + 1.0))
     return int(math.ceil(thickness_voxels / 2.0 + 0.5))
 
 

@@ -1,0 +1,80 @@
+"""Each stage's sampler: targets really lie at their positions, clips never mix, bad input is clear."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from isrnet.errors import IsrnetError
+from isrnet.training.samplers.mrft import MrftSampler
+from isrnet.training.samplers.ssft import SsftSampler
+from isrnet.training.samplers.video import VideoSampler
+
+
+def ramp_volume(shape=(40, 40, 40)) -> np.ndarray:
+    """Value = index along axis 0 + 1000 * index along axis 1 + 10^6 * index along axis 2 (all distinct)."""
+    z, y, x = np.indices(shape, dtype=np.float64)
+    return (z + 100 * y + 10000 * x).astype(np.float32)
+
+
+def check_linear_in_t(batch, tolerance: float) -> None:
+    """On a linear ramp along the slice direction, the target at t equals (1-t) * left + t * right."""
+    left, right = batch.context[:, 1], batch.context[:, 2]
+    for m in range(batch.positions.shape[1]):
+        t = batch.positions[:, m][:, None, None]
+        expected = (1 - t) * left + t * right
+        assert np.allclose(batch.targets[:, m], expected, atol=tolerance)
+
+
+def test_video_targets_lie_at_t_and_clips_never_mix() -> None:
+    # frames whose value is the frame index + 1000 * clip number: a mixed sample would show two thousands.
+    clips = [(np.full((30 + 5 * c, 40, 40), 0, np.uint8) + np.arange(30 + 5 * c, dtype=np.uint8)[:, None, None],
+              {"case": f"clip{c}"}) for c in range(3)]
+    sampler = VideoSampler(clips, frame_step_range=(2, 8), uneven_steps=True)
+    batch = sampler.sample(np.random.default_rng(0), 16, 24)
+    for b in range(16):
+        frames = np.round(batch.context[b, :, 0, 0] * 255)
+        assert np.all(np.diff(frames) != 0)  # kept frames are distinct and monotonic
+        assert np.all(np.diff(frames) > 0) or np.all(np.diff(frames) < 0)
+    check_linear_in_t(batch, 1e-4)  # frame value is linear in time, so the target at t lies at t
+
+
+def test_video_skips_short_clips_and_errors_when_none_usable() -> None:
+    long = (np.zeros((40, 16, 16), np.uint8), {"case": "long"})
+    short = (np.zeros((5, 16, 16), np.uint8), {"case": "short"})
+    sampler = VideoSampler([long, short], frame_step_range=(2, 4))
+    assert [c[1]["case"] for c in sampler.clips] == ["long"]
+    with pytest.raises(IsrnetError, match="no clip"):
+        VideoSampler([short], frame_step_range=(2, 4))
+
+
+@pytest.mark.parametrize("ratios, tolerance", [((0.0, 0.0), 1e-3), ((0.3, 1.5), 0.15)])
+def test_mrft_targets_lie_at_t_on_every_axis(ratios: tuple[float, float], tolerance: float) -> None:
+    """Decimation is exact; a thick profile around a fractional centre of a voxelised ramp moves the
+    centre of mass by a fraction of a voxel (as a real acquisition would), hence the looser tolerance."""
+    z, y, x = np.indices((40, 40, 40), dtype=np.float32)
+    sampler = MrftSampler([(z + 2 * y + 3 * x, {"case": "ramp"})], factor_range=(2.0, 6.0),
+                          thickness_ratio_range=ratios, intensity_augmentation=False)
+    batch = sampler.sample(np.random.default_rng(1), 12, 16)
+    check_linear_in_t(batch, tolerance)
+    assert batch.conditioning.shape == (12, 2) and np.all(batch.conditioning[:, 0] >= 1 / 3 - 1e-6)
+
+
+@pytest.mark.parametrize("pairs", ["inplane", "slices", "both"])
+def test_ssft_targets_lie_at_t(pairs: str) -> None:
+    z, y, x = np.indices((12, 48, 48), dtype=np.float32)
+    volume = z + 2 * y + 3 * x  # linear along every axis: exact for cubic resampling too
+    sampler = SsftSampler([(volume, {"case": "r", "spacing": [4.0, 1.0, 1.0], "slice_thickness": 4.0})], pairs)
+    batch = sampler.sample(np.random.default_rng(2), 8, 24)
+    assert batch.context.shape == (8, 4, 24, 24) and batch.targets.shape == (8, 3, 24, 24)
+    check_linear_in_t(batch, 1e-2)
+    assert np.all(batch.context != 0)  # no slice sampled outside the block
+    assert np.all((batch.positions > 0) & (batch.positions < 1))
+
+
+def test_ssft_validation_pairs_come_from_held_out_rows() -> None:
+    volume = ramp_volume((12, 60, 60))
+    properties = {"case": "r", "spacing": [4.0, 1.0, 1.0]}
+    validation = SsftSampler([(volume, properties)], "slices", split="val", validation_fraction=0.2)
+    batch = validation.sample(np.random.default_rng(3), 6, 8)
+    rows = (np.round(batch.context / 100) % 100)  # y index of every pixel (up to flips/transposes)
+    assert rows.min() >= 48 or (np.round(batch.context / 10000) % 100).min() >= 48
