@@ -9,6 +9,8 @@ up to one frame around n, as slices of real stacks are not perfectly regular eit
 """
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 
 from isrnet.errors import IsrnetError
@@ -24,6 +26,10 @@ class VideoSampler:
         self.uneven, self.split, self.fraction = uneven_steps, split, validation_fraction
         shortest = (context - 1) * self.low_step + 1
         self.clips = [(frames, props) for frames, props in cases if frames.shape[0] >= shortest]
+        skipped = [props.get("case", "?") for frames, props in cases if frames.shape[0] < shortest]
+        if skipped and split == "train":
+            print(f"isrnet: notice: skipping {len(skipped)} clip(s) shorter than the {shortest} frames a sample "
+                  f"needs: {', '.join(skipped)}", file=sys.stderr)
         if not self.clips:
             raise IsrnetError(f"no clip has the {shortest} frames that {context} context frames at step "
                               f"{self.low_step} need; use longer clips")
