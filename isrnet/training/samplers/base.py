@@ -97,8 +97,25 @@ def stack_samples(samples: list[tuple[np.ndarray, np.ndarray, np.ndarray, float,
                  np.array([conditioning_vector(s[3], s[4]) for s in samples], dtype=np.float32))
 
 
-def split_range(length: int, fraction: float, split: str) -> tuple[int, int]:
-    """[low, high) of an axis for 'train' (the first 1 - fraction) or 'val' (the rest)."""
-    cut = int(round(length * (1.0 - fraction)))
-    cut = min(max(cut, 1), length - 1) if length > 1 else length
-    return (0, cut) if split == "train" else (cut, length)
+def split_window(length: int, size: int, rng: np.random.Generator, fraction: float, split: str) -> slice:
+    """A random window of `size` along an axis, inside ('val') or clear of ('train') a held-out central band.
+
+    The band is the middle `fraction` of the axis (at least `size` wide): in MR volumes and video frames the
+    middle holds anatomy or content, where the edges are often background.
+    """
+    if length <= size:
+        return slice(0, length)
+    width = min(length, max(int(round(fraction * length)), size))
+    band = ((length - width) // 2, (length - width) // 2 + width)
+    if split == "val":
+        return random_window(length, size, rng, *band)
+    starts = np.concatenate([np.arange(0, max(band[0] - size + 1, 0)), np.arange(band[1], length - size + 1)])
+    if starts.size == 0:  # too small to hold anything out
+        return random_window(length, size, rng)
+    start = int(rng.choice(starts))
+    return slice(start, start + size)
+
+
+def mostly_foreground(block: np.ndarray, level: float = 0.1, share: float = 0.2) -> bool:
+    """At least `share` of the voxels above `level` (normalised intensity): a patch worth learning from."""
+    return float(np.mean(block > level)) >= share

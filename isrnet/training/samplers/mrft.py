@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to, random_window,
-                                           split_range, stack_samples)
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, mostly_foreground, pad_to,
+                                           random_window, split_window, stack_samples)
+
+FOREGROUND_TRIES = 5  # redraw a patch that is mostly background up to this many times
 
 
 class MrftSampler:
@@ -35,10 +37,12 @@ class MrftSampler:
         profile = "none" if ratio < 0.05 else str(rng.choice(self.profiles))
         moved = np.moveaxis(array, axis, 0)
         length = block_length(factor, ratio * factor, profile, self.context)
-        low, high = split_range(moved.shape[1], self.fraction, self.split)  # held-out rows for validation
-        block = moved[random_window(moved.shape[0], length, rng),
-                      random_window(moved.shape[1], patch, rng, low, high),
-                      random_window(moved.shape[2], patch, rng)]
+        for _ in range(FOREGROUND_TRIES):  # held-out central rows for validation
+            block = moved[random_window(moved.shape[0], length, rng),
+                          split_window(moved.shape[1], patch, rng, self.fraction, self.split),
+                          random_window(moved.shape[2], patch, rng)]
+            if mostly_foreground(block):
+                break
         block = pad_to(np.asarray(block, dtype=np.float32), (length, patch, patch))
         if self.intensity_augmentation:
             block = _intensity(block, rng)

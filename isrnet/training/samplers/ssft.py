@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to, random_window,
-                                           split_range, stack_samples)
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, mostly_foreground, pad_to,
+                                           random_window, split_window, stack_samples)
+from isrnet.training.samplers.mrft import FOREGROUND_TRIES
 
 PAIR_MODES = ("inplane", "slices", "both")
 
@@ -50,13 +51,13 @@ class SsftSampler:
         step, thickness_voxels = s / d_axis, thickness / d_axis
         moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
         length = block_length(step, thickness_voxels, self.profile, self.context)
-        low, high = split_range(moved.shape[0], self.fraction, self.split)
-        if high - low < length:
-            low, high = 0, moved.shape[0]
         z_needed = int(np.ceil(patch * d_other / s)) + 3
-        block = moved[random_window(moved.shape[0], length, rng, low, high),
-                      random_window(moved.shape[1], z_needed, rng),
-                      random_window(moved.shape[2], patch, rng)]
+        for _ in range(FOREGROUND_TRIES):
+            block = moved[split_window(moved.shape[0], length, rng, self.fraction, self.split),
+                          random_window(moved.shape[1], z_needed, rng),
+                          random_window(moved.shape[2], patch, rng)]
+            if mostly_foreground(block):
+                break
         block = pad_to(np.asarray(block, dtype=np.float32), (length, 4, patch))
         context, positions, truth = cut_pair(block, step, thickness_voxels, self.profile, self.context,
                                              self.targets, rng)
@@ -71,10 +72,12 @@ class SsftSampler:
         thickness = properties.get("slice_thickness") or s
         keep = int(rng.integers(2, 4)) if array.shape[0] >= 3 * (self.context - 1) + 1 else 2
         length = (self.context - 1) * keep + 1
-        low, high = split_range(array.shape[1], self.fraction, self.split)
-        block = array[random_window(array.shape[0], length, rng),
-                      random_window(array.shape[1], patch, rng, low, high),
-                      random_window(array.shape[2], patch, rng)]
+        for _ in range(FOREGROUND_TRIES):
+            block = array[random_window(array.shape[0], length, rng),
+                          split_window(array.shape[1], patch, rng, self.fraction, self.split),
+                          random_window(array.shape[2], patch, rng)]
+            if mostly_foreground(block):
+                break
         block = pad_to(np.asarray(block, dtype=np.float32), (length, patch, patch))
         context, positions, truth = cut_pair(block, float(keep), 0.0, "none", self.context, self.targets, rng)
         context, positions, truth = augment(context, positions, truth, rng)

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from isrnet.errors import IsrnetError
-from isrnet.training.samplers.base import Batch, augment, pad_to, random_window, split_range, stack_samples
+from isrnet.training.samplers.base import Batch, augment, pad_to, random_window, split_window, stack_samples
 
 
 class VideoSampler:
@@ -54,8 +54,7 @@ class VideoSampler:
         left, right = kept[self.context // 2 - 1], kept[self.context // 2]
         between = np.arange(left + 1, right)
         chosen = rng.choice(between, size=self.targets, replace=between.size < self.targets)
-        low, high = split_range(frames.shape[1], self.fraction, self.split)  # held-out rows for validation
-        rows = random_window(frames.shape[1], patch, rng, low, high)
+        rows = split_window(frames.shape[1], patch, rng, self.fraction, self.split)  # held-out central rows
         cols = random_window(frames.shape[2], patch, rng)
         context = pad_to(np.asarray(frames[kept][:, rows, cols], dtype=np.float32) / 255.0,
                          (self.context, patch, patch))
