@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from isrnet.evaluation.baselines import classic_upsample
-from isrnet.evaluation.metrics import compare, input_slice_positions, synthesised_slices
+from isrnet.evaluation.metrics import compare, synthesised_slices
+from isrnet.imageio.geometry import input_slice_positions
 from isrnet.imageio import Volume, write_volume
 
 

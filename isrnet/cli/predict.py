@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from isrnet.cli.common import positive_float, positive_int, run_cli
+from isrnet.imageio.formats import OUTPUT_DTYPES
 
 EPILOG = """model choice: -d DATASET (its newest trained run, or --stage), -m MODEL_DIR|CHECKPOINT, or neither
 for the weights shipped with isrnet. Outputs keep the input's name (NIfTI, or the input's format when it
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--target-spacing", type=positive_float, help="output slice spacing in mm")
     parser.add_argument("--slice-thickness", type=positive_float,
                         help="input slice thickness in mm (default: the plan's, DICOM's, else the spacing)")
-    parser.add_argument("--dtype", choices=("float32", "float64", "int16", "uint16", "uint8"),
+    parser.add_argument("--dtype", choices=OUTPUT_DTYPES,
                         help="output voxel type (default float32)")
     parser.add_argument("--no-keep-input", dest="keep_input", action="store_false",
                         help="also re-synthesise output slices that coincide with input slices")

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from isrnet import paths
-from isrnet.datasets import dataset_id, list_cases, raw_dataset_folder
+from isrnet.datasets import list_cases, raw_dataset_folder
 from isrnet.degradation import simulate_thick_slices
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.baselines import INTERPOLATORS, classic_upsample
-from isrnet.evaluation.metrics import compare, input_slice_positions
+from isrnet.evaluation.metrics import compare
 from isrnet.imageio import read_volume
-from isrnet.imageio.geometry import slice_axis_of, slices_first
+from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
 from isrnet.imageio.volume import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights

@@ -79,10 +79,3 @@ def compare(prediction: Volume, reference: Volume, slice_axis: int | None = None
             result["psnr_synth"] = psnr(values, truth, synthetic, data_range)
             result["ssim_synth"] = ssim(values, truth, synthetic, data_range)
     return result
-
-
-def input_slice_positions(volume: Volume, slice_axis: int) -> np.ndarray:
-    """World positions [N, 3] of the slice centres of an (input) volume along `slice_axis`."""
-    index = np.zeros((volume.shape[slice_axis], 3))
-    index[:, slice_axis] = np.arange(volume.shape[slice_axis])
-    return volume.index_to_world(index)

@@ -5,7 +5,6 @@ too few slices, unreadable, 2D) are reported together, one line each, and nothin
 """
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import numpy as np

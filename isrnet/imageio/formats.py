@@ -8,6 +8,7 @@ VIDEO_ENDINGS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v")
 FRAME_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Formats that can hold float voxels; anything else is written as NIfTI.
 FLOAT_WRITABLE = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
+OUTPUT_DTYPES = ("float32", "float64", "int16", "uint16", "uint8")
 
 
 def image_ending(path: str | Path) -> str | None:

@@ -90,3 +90,10 @@ def upsampled_volume(volume: Volume, array: np.ndarray, factor: float) -> Volume
         raise ValueError(f"array shape {array.shape} does not fit the upsampled grid "
                          f"({len(grid.positions)}, {volume.shape[1]}, {volume.shape[2]})")
     return Volume(array, grid.spacing, volume.origin.copy(), volume.direction.copy(), volume.slice_thickness)
+
+
+def input_slice_positions(volume: Volume, slice_axis: int) -> np.ndarray:
+    """World positions [N, 3] of the slice centres of a volume along `slice_axis`."""
+    index = np.zeros((volume.shape[slice_axis], 3))
+    index[:, slice_axis] = np.arange(volume.shape[slice_axis])
+    return volume.index_to_world(index)

@@ -16,13 +16,11 @@ import numpy as np
 from isrnet import __version__
 from isrnet.datasets import case_name
 from isrnet.errors import IsrnetError
-from isrnet.evaluation.metrics import input_slice_positions
 from isrnet.imageio import read_volumes, write_volumes
-from isrnet.imageio.geometry import slice_axis_of
+from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
 from isrnet.imageio.formats import FLOAT_WRITABLE, IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.inference.predictor import PredictionSettings, Predictor
 
-OUTPUT_DTYPES = ("float32", "float64", "int16", "uint16", "uint8")
 
 
 def find_inputs(source: Path) -> list[Path]:
@@ -69,7 +67,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, settin
     volumes = read_volumes(source)
     target = output_path(source, output_folder)
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
-    out_dtype = dtype or ("float32" if np.issubdtype(volumes[0].array.dtype, np.floating) else "float32")
+    out_dtype = dtype or "float32"
     results = [r.with_array(_cast(r.array, out_dtype)) for r in results]
     write_volumes(results, target)
     axis = slice_axis_of(volumes[0].spacing)
