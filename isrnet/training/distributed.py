@@ -43,6 +43,9 @@ def init_distributed(device: str) -> DistributedContext:
         dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
     if device.startswith("cuda"):
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:  # processes on one machine share its cores: no oversubscription
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
     return DistributedContext(dist.get_rank(), dist.get_world_size())
 
 
