@@ -28,6 +28,7 @@ from isrnet.utilities.files import load_json, save_json
 
 WARMUP_ITERATIONS = 6  # run at the start; all but the first are timed to turn the budget into an iteration count
 SAVE_RESERVE_SECONDS = 5.0
+BUDGET_SAFETY = 0.95  # iterations slow down a little after the warm-up (checkpoints, caches): keep a margin
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> float:
@@ -144,7 +145,7 @@ class Trainer:
         per_iteration += validation_seconds / max(self.config.validation_every, 1)
         remaining = self.config.budget_minutes * 60 - (time.time() - self.command_start) \
             - SAVE_RESERVE_SECONDS - validation_seconds
-        total = max(self.iteration, self.iteration + int(remaining / per_iteration))
+        total = max(self.iteration, self.iteration + int(BUDGET_SAFETY * remaining / per_iteration))
         self.total = self.distributed.broadcast_int(total)
         self._log(f"budget {self.config.budget_minutes:g} min: {per_iteration:.3f} s per iteration measured "
                   f"-> {self.total} iterations")
