@@ -48,7 +48,7 @@ def main() -> None:
             "ssft from video": train(dataset, "from_video", args.budget_minutes, ["-init", str(video)]),
             "ssft from video+mrft": train(dataset, None, args.budget_minutes, [])}
     models = {"mrft alone (no ssft)": mrft, **runs}
-    table, _ = benchmark(load_cases(dataset, plans, None), models)
+    table, _ = benchmark(load_cases(dataset, plans, None), models, classic=("cubic B-spline",))
     summary = summary_table(table)
     output = paths.results_folder() / dataset / "benchmark"
     output.mkdir(parents=True, exist_ok=True)

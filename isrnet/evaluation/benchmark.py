@@ -104,12 +104,13 @@ def run_method(case: Case, method: str, upsample: Callable[[Case], Volume]) -> t
             "ssim_all": metrics["ssim_all"], "seconds": seconds, "voxels_per_second": output.array.size / seconds}, output
 
 
-def benchmark(cases: list[Case], models: dict[str, Path], device: str = "cpu",
-              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, dict[str, dict[str, Volume]]]:
+def benchmark(cases: list[Case], models: dict[str, Path], device: str = "cpu", log: Callable[[str], None] = print,
+              classic: tuple[str, ...] = tuple(INTERPOLATORS)) -> tuple[pd.DataFrame, dict[str, dict[str, Volume]]]:
+    """Every classic method in `classic` and every model on every case: (per-case table, outputs)."""
     rows, outputs = [], {}
     for case in cases:
         outputs[case.name] = {}
-        for method in INTERPOLATORS:
+        for method in classic:
             row, out = run_method(case, method, lambda c, m=method: classic_upsample(c.low, c.factor, c.slice_axis, m))
             rows.append(row)
             outputs[case.name][method] = out
