@@ -11,7 +11,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         prog="isr_benchmark", description=__doc__ + " Needs a dataset with referenceTr/. Prints a table "
         "(PSNR/SSIM over synthesised slices and all slices, seconds per volume, output voxels per second), "
-        "writes benchmark.csv, benchmark_summary.csv and qc_<case>.png to $isrnet_results/DatasetXXX/benchmark/.")
+        "writes benchmark.csv, benchmark_summary.csv/.md and qc_<case>.png to $isrnet_results/DatasetXXX/benchmark/.")
     parser.add_argument("-d", dest="dataset", required=True, help="dataset with referenceTr/ (e.g. 001)")
     parser.add_argument("--factor", type=positive_float,
                         help="simulate the input from the references at this factor instead of using imagesTr/")
@@ -28,7 +28,7 @@ def main() -> None:
 
         from isrnet import paths
         from isrnet.datasets import resolve_dataset
-        from isrnet.evaluation.benchmark import benchmark, load_cases, summary_table, trained_models
+        from isrnet.evaluation.benchmark import benchmark, load_cases, markdown_table, summary_table, trained_models
         from isrnet.evaluation.qc_figure import qc_figure
         from isrnet.evaluation.upper_bound import RUN, train_upper_bound
         from isrnet.experiment_planning.plans_file import load_plans
@@ -50,6 +50,7 @@ def main() -> None:
         table.to_csv(output / "benchmark.csv", index=False, float_format="%.4f")
         summary = summary_table(table)
         summary.to_csv(output / "benchmark_summary.csv", float_format="%.4f")
+        (output / "benchmark_summary.md").write_text(markdown_table(summary))
         print(summary.to_string(float_format=lambda v: f"{v:.3f}"))
         best = next((k for k in models if "ssft" in k and "scratch" not in k), next(iter(models), None))
         for case in cases:

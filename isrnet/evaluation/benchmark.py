@@ -130,3 +130,14 @@ def summary_table(table: pd.DataFrame) -> pd.DataFrame:
     means = table.drop(columns=["case"]).groupby("method", sort=False).mean()
     means.insert(1, "gain_vs_cubic_dB", means["psnr_synth"] - means.loc["cubic B-spline", "psnr_synth"])
     return means
+
+
+def markdown_table(summary: pd.DataFrame) -> str:
+    """The summary as a Markdown table (for documentation pages)."""
+    columns = ["psnr_synth", "gain_vs_cubic_dB", "ssim_synth", "psnr_all", "ssim_all", "seconds", "voxels_per_second"]
+    header = "| method | PSNR synth (dB) | gain vs cubic (dB) | SSIM synth | PSNR all (dB) | SSIM all | s/volume | output voxels/s |"
+    lines = [header, "|" + "---|" * (len(columns) + 1)]
+    for method, row in summary[columns].iterrows():
+        lines.append(f"| {method} | {row.psnr_synth:.2f} | {row.gain_vs_cubic_dB:+.2f} | {row.ssim_synth:.4f} | "
+                     f"{row.psnr_all:.2f} | {row.ssim_all:.4f} | {row.seconds:.2f} | {row.voxels_per_second:,.0f} |")
+    return "\n".join(lines) + "\n"
