@@ -155,3 +155,23 @@ def test_large_factor_warns(checkpoint: Path) -> None:
     predictor.trained_factors = (2.0, 4.0)
     with pytest.warns(UserWarning, match="far above"):
         predictor.predict(smooth_volume((4, 8, 8), (10.0, 1.0, 1.0)), PredictionSettings(factor=10))
+
+
+def test_dataset_model_is_the_untagged_latest_stage(folders, checkpoint: Path) -> None:
+    import shutil
+
+    from isrnet.errors import IsrnetError
+    from isrnet.inference.model_resolution import from_dataset
+    runs = folders.results / "Dataset001_Test"
+    for run in ("mrft", "ssft__scratch", "supervised__upper_bound"):
+        (runs / run).mkdir(parents=True)
+        shutil.copy(checkpoint, runs / run / "checkpoint_final.pth")
+    assert from_dataset("Dataset001_Test").description.endswith("/mrft")
+    (runs / "ssft").mkdir()
+    shutil.copy(checkpoint, runs / "ssft" / "checkpoint_final.pth")
+    assert from_dataset("Dataset001_Test").description.endswith("/ssft")
+    assert from_dataset("Dataset001_Test", "ssft__scratch").description.endswith("/ssft__scratch")
+    with pytest.raises(IsrnetError, match="valid stages"):
+        from_dataset("Dataset001_Test", "supervised__upper_bound")
+    with pytest.raises(IsrnetError, match="isr_train"):
+        from_dataset("Dataset001_Test", "video")

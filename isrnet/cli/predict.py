@@ -11,7 +11,7 @@ from pathlib import Path
 from isrnet.cli.common import positive_float, positive_int, run_cli
 from isrnet.imageio.formats import OUTPUT_DTYPES
 
-EPILOG = """model choice: -d DATASET (its newest trained run, or --stage), -m MODEL_DIR|CHECKPOINT, or neither
+EPILOG = """model choice: -d DATASET (its ssft run, else mrft, else video; --stage for another), -m MODEL_DIR|CHECKPOINT, or neither
 for the weights shipped with isrnet. Outputs keep the input's name (NIfTI, or the input's format when it
 holds float voxels), plus NAME.json describing model, factor and thickness.
 
@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a file, a DICOM series folder, or a folder of files and DICOM series folders")
     parser.add_argument("-o", dest="output", type=Path, required=True, help="output folder (never the input folder)")
     model = parser.add_mutually_exclusive_group()
-    model.add_argument("-d", dest="dataset", help="use this dataset's trained model (1, 001 or Dataset001_Name)")
+    model.add_argument("-d", dest="dataset", help="use this dataset's trained model: its ssft run (else mrft, else video); 1, 001 or Dataset001_Name")
     model.add_argument("-m", dest="model", type=Path, help="a results run folder or a checkpoint file")
     parser.add_argument("--stage", help="with -d: which run (ssft, mrft, video, or e.g. ssft__scratch)")
     scale = parser.add_mutually_exclusive_group()

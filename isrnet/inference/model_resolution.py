@@ -42,20 +42,21 @@ def from_model_path(path: str | Path) -> ModelChoice:
 
 
 def from_dataset(dataset: str, stage: str | None = None) -> ModelChoice:
-    """The dataset's newest trained run (any stage and tag), or that of `stage`."""
+    """The dataset's untagged run of its latest pipeline stage (ssft, else mrft, else video), or `stage`.
+
+    Tagged variants (e.g. `ssft__scratch`) and the benchmark's supervised upper bound are used only when named.
+    """
     folder = paths.results_folder() / dataset
     if stage is not None and stage.split("__")[0] not in STAGES:
         raise IsrnetError(f"unknown stage '{stage}'; valid stages: {', '.join(STAGES)} (optionally __tag)")
-    runs = [run for run in sorted(folder.iterdir()) if run.is_dir()] if folder.is_dir() else []
-    if stage is not None:
-        runs = [run for run in runs if run.name == stage]
-    found = [(c.stat().st_mtime, c) for c in (_checkpoint_in(run) for run in runs) if c is not None]
-    if not found:
-        what = f"stage {stage}" if stage else "any stage"
-        raise IsrnetError(f"dataset {dataset} has no trained model for {what} in {folder}; "
-                          f"train one with: isr_train {dataset} ssft")
-    checkpoint = max(found)[1]
-    return ModelChoice(checkpoint, _plans_beside(checkpoint), f"{dataset}/{checkpoint.parent.name}")
+    candidates = [stage] if stage is not None else list(reversed(STAGES))
+    for run in candidates:
+        checkpoint = _checkpoint_in(folder / run)
+        if checkpoint is not None:
+            return ModelChoice(checkpoint, _plans_beside(checkpoint), f"{dataset}/{run}")
+    what = f"stage {stage}" if stage else "any stage"
+    raise IsrnetError(f"dataset {dataset} has no trained model for {what} in {folder}; "
+                      f"train one with: isr_train {dataset} ssft")
 
 
 def shipped_model() -> ModelChoice:
