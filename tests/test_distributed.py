@@ -39,7 +39,7 @@ def test_torchrun_two_processes_train_one_run(folders, monkeypatch, capsys) -> N
                "--iterations", "4"]  # default --workers 1: each rank has a sampling process
     environment = dict(os.environ, OMP_NUM_THREADS="1", isrnet_raw=str(folders.raw),
                        isrnet_preprocessed=str(folders.preprocessed), isrnet_results=str(folders.results))
-    done = subprocess.run(command, env=environment, capture_output=True, text=True, encoding="utf-8",
+    done = subprocess.run(command, env=environment, capture_output=True, encoding="utf-8",
                           errors="replace", timeout=240)
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]

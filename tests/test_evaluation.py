@@ -68,19 +68,19 @@ def test_isr_evaluate_cli(tmp_path: Path) -> None:
     write_volume(reference, tmp_path / "ref" / "a.nii.gz")
     write_volume(reference.with_array(reference.array * 1.01), tmp_path / "pred" / "a.nii.gz")
     done = subprocess.run([sys.executable, "-c", "from isrnet.cli.evaluate import main; main()", "-ref",
-                           str(tmp_path / "ref"), "-pred", str(tmp_path / "pred")], capture_output=True, text=True)
+                           str(tmp_path / "ref"), "-pred", str(tmp_path / "pred")], capture_output=True, encoding="utf-8", errors="replace")
     assert done.returncode == 0, done.stderr
     summary = json.loads((tmp_path / "pred" / "evaluation.json").read_text())
     assert summary["cases"] == 1 and summary["mean"]["psnr_all"] > 30
     assert (tmp_path / "pred" / "evaluation.csv").is_file()
     empty = subprocess.run([sys.executable, "-c", "from isrnet.cli.evaluate import main; main()", "-ref",
-                            str(tmp_path / "ref"), "-pred", str(tmp_path / "nothing")], capture_output=True, text=True)
+                            str(tmp_path / "ref"), "-pred", str(tmp_path / "nothing")], capture_output=True, encoding="utf-8", errors="replace")
     assert empty.returncode == 1 and "no such file" in empty.stderr
 
 
 def run_benchmark(*arguments: str, env: dict) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from isrnet.cli.benchmark import main; main()", *arguments],
-                          capture_output=True, text=True, env=env, timeout=300)
+                          capture_output=True, encoding="utf-8", errors="replace", env=env, timeout=300)
 
 
 def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
@@ -99,7 +99,7 @@ def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
     (folders.raw / "Dataset008_NoRef" / "dataset.json").write_text('{"name": "NoRef", "file_ending": ".nii.gz"}')
     env = dict(os.environ)
     plan = subprocess.run([sys.executable, "-c", "from isrnet.cli.plan_and_preprocess import "
-                           "main_plan_and_preprocess as m; m()", "-d", "7", "8"], capture_output=True, text=True, env=env)
+                           "main_plan_and_preprocess as m; m()", "-d", "7", "8"], capture_output=True, encoding="utf-8", errors="replace", env=env)
     assert plan.returncode == 0, plan.stderr
     no_reference = run_benchmark("-d", "8", "--no-upper-bound", env=env)
     assert no_reference.returncode == 1 and "referenceTr" in no_reference.stderr

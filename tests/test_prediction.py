@@ -77,7 +77,7 @@ def test_array_api(checkpoint: Path) -> None:
 
 def run_predict(*arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-c", "from isrnet.cli.predict import main; main()", *arguments],
-                          capture_output=True, text=True, timeout=300)
+                          capture_output=True, encoding="utf-8", errors="replace", timeout=300)
 
 
 def test_folder_nrrd_4d_and_sidecar(tmp_path: Path, checkpoint: Path) -> None:
