@@ -8,12 +8,12 @@ import numpy as np
 from isrnet import paths
 from isrnet.configuration import STAGES
 from isrnet.errors import IsrnetError
+from isrnet.experiment_planning.fingerprint import MIN_SLICES
 from isrnet.preprocessing.preprocessor import preprocessed_cases
 from isrnet.training.data_loading import PairSampler
 from isrnet.utilities.files import load_json
 
 STAGE_KIND = {"video": "video", "mrft": "hr_mr", "ssft": "target"}
-MIN_SLICES = 4  # as the fingerprint requires (isrnet.experiment_planning.fingerprint.MIN_SLICES)
 
 
 def check_stage(stage: str, plans: dict) -> None:

@@ -161,7 +161,6 @@ class Trainer:
     def run(self) -> dict:
         """Train until the fixed iteration count; returns the last validation result."""
         self._prepare()
-        torch.manual_seed(self.config.seed)
         model = self.network
         if self.distributed.enabled:
             model = DistributedDataParallel(self.network)
