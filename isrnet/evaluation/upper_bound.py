@@ -13,7 +13,7 @@ from isrnet import paths
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.benchmark import Case
 from isrnet.imageio.geometry import slices_first
-from isrnet.preprocessing.preprocessor import normalise
+from isrnet.preprocessing.preprocessor import normalise_percentiles
 from isrnet.training.config import TrainingConfig
 from isrnet.training.initialization import Initialisation, resolve_initialisation
 from isrnet.training.samplers.mrft import MrftSampler
@@ -28,8 +28,7 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
     hr_cases, factors, ratios = [], [], []
     for case in cases:
         stack = slices_first(case.reference, case.slice_axis)
-        low, high = np.percentile(stack.array, [0.5, 99.5])
-        hr_cases.append((normalise(stack.array, float(low), float(high))[0], {"case": case.name}))
+        hr_cases.append((normalise_percentiles(stack.array)[0], {"case": case.name}))
         factors.append(case.low.spacing[case.slice_axis] / stack.spacing[0])
         ratios.append(case.thickness / case.low.spacing[case.slice_axis])
     sampler = {"factor_range": [float(np.mean(factors))] * 2, "thickness_ratio_range": [float(np.mean(ratios))] * 2,

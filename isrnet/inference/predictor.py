@@ -20,7 +20,7 @@ from isrnet.imageio.geometry import (NEAR_ISOTROPIC_RATIO, factor_of, is_near_is
 from isrnet.imageio.volume import Volume
 from isrnet.inference.slice_synthesis import synthesise_slices
 from isrnet.networks import build_network
-from isrnet.preprocessing.preprocessor import normalise
+from isrnet.preprocessing.preprocessor import normalise_percentiles
 from isrnet.training.checkpointing import load_checkpoint
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
@@ -74,8 +74,7 @@ class Predictor:
         thickness = settings.slice_thickness or volume.slice_thickness or volume.spacing[axis]
         stack = slices_first(volume, axis)
         source = stack.array.astype(np.float32)
-        low, high = np.percentile(source, [0.5, 99.5])
-        normalised, offset, scale = normalise(source, float(low), float(high))
+        normalised, offset, scale = normalise_percentiles(source)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
                                    settings.keep_input, settings.tta, progress)
         output = output * scale + offset

@@ -38,6 +38,12 @@ def normalise(array: np.ndarray, low: float, high: float) -> tuple[np.ndarray, f
     return ((array.astype(np.float32) - low) / scale).astype(np.float32), float(low), float(scale)
 
 
+def normalise_percentiles(array: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """`normalise` with the array's own 0.5th and 99.5th percentiles (as the fingerprint records them)."""
+    low, high = np.percentile(array, [0.5, 99.5])
+    return normalise(array, float(low), float(high))
+
+
 def preprocess_volume_case(case: str, fingerprint_case: dict, case_plan: dict, kind: str) -> tuple[np.ndarray, dict]:
     """Preprocess one 3D volume; returns (array, properties)."""
     volume = read_volumes(fingerprint_case["file"])[fingerprint_case["volume_index"]]
