@@ -25,6 +25,7 @@ from isrnet.training.distributed import DistributedContext
 from isrnet.training.initialization import Initialisation
 from isrnet.training.progress_plot import plot_progress
 from isrnet.utilities.files import load_json, save_json
+from isrnet.utilities.provenance import command_line, git_commit, machine
 
 WARMUP_ITERATIONS = 6  # run at the start; all but the first are timed to turn the budget into an iteration count
 SAVE_RESERVE_SECONDS = 5.0
@@ -155,7 +156,9 @@ class Trainer:
             save_json({"config": self.config.to_dict(), "initial_weights": self.initialisation.description,
                        "initial_weights_path": self.initialisation.path, "iterations": self.total,
                        "iterations_done": self.iteration, "world_size": self.distributed.world_size,
-                       "seconds_this_command": round(seconds, 1), "isrnet_version": __version__,
+                       "seconds_this_command": round(seconds, 1), "command": command_line(),
+                       "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
+                       "git_commit": git_commit(), "machine": machine(), "isrnet_version": __version__,
                        "torch_version": torch.__version__}, self.output / "debug.json")
 
     def run(self) -> dict:
