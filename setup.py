@@ -34,6 +34,8 @@ setup(
             "isr_predict=isrnet.cli.predict:main",
             "isr_evaluate=isrnet.cli.evaluate:main",
             "isr_benchmark=isrnet.cli.benchmark:main",
+            "isr_export_model=isrnet.cli.model_sharing:main_export",
+            "isr_install_model=isrnet.cli.model_sharing:main_install",
         ],
     },
 )

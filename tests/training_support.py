@@ -68,7 +68,7 @@ def small_plan_overrides(patch: int = 24, batch: int = 2, small_network: bool = 
     return values
 
 
-def _run_main(main, prog: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
+def run_main(main, prog: str, args: tuple[str, ...], monkeypatch: pytest.MonkeyPatch,
               capsys: pytest.CaptureFixture) -> SimpleNamespace:
     capsys.readouterr()
     monkeypatch.setattr(sys, "argv", [prog, *args])
@@ -83,7 +83,7 @@ def _run_main(main, prog: str, args: tuple[str, ...], monkeypatch: pytest.Monkey
 
 def plan_and_preprocess(monkeypatch, capsys, *args: str, expect_ok: bool = True) -> SimpleNamespace:
     from isrnet.cli.plan_and_preprocess import main_plan_and_preprocess
-    result = _run_main(main_plan_and_preprocess, "isr_plan_and_preprocess", ("-np", "1", *args), monkeypatch, capsys)
+    result = run_main(main_plan_and_preprocess, "isr_plan_and_preprocess", ("-np", "1", *args), monkeypatch, capsys)
     if expect_ok:
         assert result.code == 0, result.err
     return result
@@ -91,7 +91,7 @@ def plan_and_preprocess(monkeypatch, capsys, *args: str, expect_ok: bool = True)
 
 def isr_train(monkeypatch, capsys, *args: str, expect_ok: bool = True) -> SimpleNamespace:
     from isrnet.cli.train import main
-    result = _run_main(main, "isr_train", args, monkeypatch, capsys)
+    result = run_main(main, "isr_train", args, monkeypatch, capsys)
     if expect_ok:
         assert result.code == 0, result.err
     return result

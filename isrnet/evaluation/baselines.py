@@ -10,6 +10,7 @@ from isrnet.imageio.volume import Volume
 
 INTERPOLATORS = {"nearest": sitk.sitkNearestNeighbor, "linear": sitk.sitkLinear,
                  "cubic B-spline": sitk.sitkBSpline, "windowed sinc": sitk.sitkHammingWindowedSinc}
+SHORT_NAMES = {"nearest": "nearest", "linear": "linear", "cubic": "cubic B-spline", "sinc": "windowed sinc"}
 
 
 def classic_upsample(volume: Volume, factor: float, slice_axis: int, method: str) -> Volume:
