@@ -47,7 +47,7 @@ step "5/6" "isr_predict: super-resolve the 4 mm input with the fine-tuned model"
 isr_predict -i "$isrnet_raw/Dataset001_DemoBrain/imagesTr" -o "$root/predictions/Dataset001_DemoBrain" -d 1
 
 step "6/6" "isr_benchmark -d 1: cubic B-spline vs shipped weights alone vs after ssft, against the 1 mm reference"
-isr_benchmark -d 1 --no-upper-bound --classic linear cubic
+isr_benchmark -d 1 --no-upper-bound --classic nearest linear cubic
 
 step "done" "in $((SECONDS / 60)) min $((SECONDS % 60)) s"
 echo "super-resolved volume: $root/predictions/Dataset001_DemoBrain/"

@@ -89,6 +89,8 @@ def _from_cached_wheels(distribution: str, version: str, member: str) -> Path | 
 def _pip_download(distribution: str, version: str) -> str:
     """Run pip download into the wheel cache; returns '' on success, else pip's last error line."""
     folder = wheel_cache()
+    print(f"downloading the {distribution} {version} wheel from PyPI into {folder} (only once)", file=sys.stderr,
+          flush=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         result = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",

@@ -83,7 +83,8 @@ def run_benchmark(*arguments: str, env: dict) -> subprocess.CompletedProcess:
                           capture_output=True, encoding="utf-8", errors="replace", env=env, timeout=300)
 
 
-def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
+def tiny_benchmark_datasets(folders) -> dict:
+    """Dataset007_Tiny (x4 thick slices of a smooth pattern, with its reference) and Dataset008_NoRef, planned."""
     import os
 
     from isrnet.degradation import simulate_thick_slices
@@ -101,6 +102,11 @@ def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
     plan = subprocess.run([sys.executable, "-c", "from isrnet.cli.plan_and_preprocess import "
                            "main_plan_and_preprocess as m; m()", "-d", "7", "8"], capture_output=True, encoding="utf-8", errors="replace", env=env)
     assert plan.returncode == 0, plan.stderr
+    return env
+
+
+def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
+    env = tiny_benchmark_datasets(folders)
     no_reference = run_benchmark("-d", "8", "--no-upper-bound", env=env)
     assert no_reference.returncode == 1 and "referenceTr" in no_reference.stderr
     done = run_benchmark("-d", "7", "--no-upper-bound", env=env)
@@ -109,3 +115,28 @@ def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
     summary = (output / "benchmark_summary.csv").read_text()
     assert "cubic B-spline" in summary and "windowed sinc" in summary
     assert (output / "qc_c.png").stat().st_size > 1000
+    page = (output / "results.md").read_text()
+    assert "| cubic B-spline |" in page and "![QC figure](qc_c.png)" in page
+    assert "isrnet shipped mrft weights (no fine-tuning)" in summary  # the shipped weights are benchmarked
+    assert "isr_train 901 mrft" in page  # ... with where they came from
+
+
+def test_isr_benchmark_ablation_trains_three_arms_once(tmp_path: Path, folders) -> None:
+    env = tiny_benchmark_datasets(folders)
+    arguments = ("-d", "7", "--no-upper-bound", "--classic", "cubic", "--ablation", "--budget-minutes", "0.02")
+    done = run_benchmark(*arguments, env=env)
+    assert done.returncode == 0, done.stderr
+    results = folders.results / "Dataset007_Tiny"
+    for tag, start in (("scratch", "from scratch"), ("from_video", "-init"), ("from_video_mrft", "-init")):
+        debug = json.loads((results / f"ssft__{tag}" / "debug.json").read_text())
+        assert debug["initial_weights"].startswith(start) and debug["config"]["budget_minutes"] == 0.02
+    assert "video.pth" in json.loads((results / "ssft__from_video" / "debug.json").read_text())["initial_weights"]
+    ablation = (results / "benchmark" / "ablation.csv").read_text()
+    for label in ("mrft alone", "ssft from scratch", "ssft from video,", "ssft from video+mrft"):
+        assert label in ablation
+    assert (results / "benchmark" / "ablation_curves.png").stat().st_size > 1000
+    assert "![ablation learning curves](ablation_curves.png)" in (results / "benchmark" / "results.md").read_text()
+    again = run_benchmark(*arguments, env=env)  # existing arms are reused, not retrained
+    assert again.returncode == 0 and again.stdout.count("ablation: reusing") == 3, again.stderr
+    other = run_benchmark(*arguments[:-1], "0.5", env=env)
+    assert other.returncode == 1 and "--budget-minutes 0.02" in other.stderr

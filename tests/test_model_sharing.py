@@ -184,5 +184,6 @@ def test_shipped_weights_are_used_and_named(trained, tmp_path, monkeypatch, caps
     write_volumes([Volume(volume, (4.0, 1.0, 1.0))], tmp_path / "in" / "other.nii.gz")
     result = predict(monkeypatch, capsys, "-i", str(tmp_path / "in"), "-o", str(tmp_path / "out"))
     assert result.code == 0, result.err
-    assert "model shipped mrft weights (isrnet/pretrained/mrft.pth)" in result.err
+    assert "model shipped mrft weights (isrnet/pretrained/mrft.pth: trained on Dataset001_Spheres, 4 " \
+           "iterations" in result.err
     assert read_volume(tmp_path / "out" / "other.nii.gz").array.shape[0] > volume.shape[0]

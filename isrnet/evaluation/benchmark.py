@@ -26,8 +26,7 @@ from isrnet.imageio import read_volume
 from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
 from isrnet.imageio.volume import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
-from isrnet.pretrained import shipped_weights
-from isrnet.training.initialization import stage_result
+from isrnet.training.initialization import stage_result, stage_weights
 
 
 @dataclass
@@ -77,13 +76,14 @@ def trained_models(dataset: str, plans: dict) -> dict[str, Path]:
     """Label -> checkpoint for every stage result that exists (and the shipped weights)."""
     models: dict[str, Path] = {}
     video = stage_result(plans["stage_datasets"]["video"], "video")
-    mrft = stage_result(plans["stage_datasets"]["mrft"], "mrft")
     if video:
         models[f"isrnet video (Dataset{plans['stage_datasets']['video']:03d}, no fine-tuning)"] = video
+    mrft = stage_weights("mrft", plans["stage_datasets"]["mrft"])
     if mrft:
-        models[f"isrnet mrft (Dataset{plans['stage_datasets']['mrft']:03d}, no fine-tuning)"] = mrft
-    elif shipped_weights("mrft"):
-        models["isrnet shipped mrft weights (no fine-tuning)"] = shipped_weights("mrft")
+        shipped = mrft[1].startswith("shipped")
+        label = "isrnet shipped mrft weights (no fine-tuning)" if shipped else \
+            f"isrnet mrft (Dataset{plans['stage_datasets']['mrft']:03d}, no fine-tuning)"
+        models[label] = mrft[0]
     folder = paths.results_folder() / dataset
     for run in sorted(folder.iterdir()) if folder.is_dir() else []:
         checkpoint = run / "checkpoint_final.pth"

@@ -7,7 +7,7 @@ from pathlib import Path
 from isrnet import paths
 from isrnet.configuration import STAGES
 from isrnet.errors import IsrnetError
-from isrnet.pretrained import shipped_weights
+from isrnet.pretrained import describe_shipped, shipped_weights
 from isrnet.utilities.files import load_json
 
 CHECKPOINT_PREFERENCE = ("checkpoint_final.pth", "checkpoint_best.pth", "checkpoint_latest.pth")
@@ -63,6 +63,6 @@ def shipped_model() -> ModelChoice:
     for stage in ("mrft", "video"):
         weights = shipped_weights(stage)
         if weights is not None:
-            return ModelChoice(weights, None, f"shipped {stage} weights (isrnet/pretrained/{weights.name})")
+            return ModelChoice(weights, None, describe_shipped(stage))
     raise IsrnetError("no model given and this installation ships no pre-trained weights; use -d DATASET "
                       "(after isr_train DATASET ssft) or -m MODEL_DIR")

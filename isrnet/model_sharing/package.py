@@ -22,7 +22,7 @@ from isrnet.datasets import DATASET_PATTERN, available_datasets
 from isrnet.errors import IsrnetError
 from isrnet.model_sharing.provenance import run_provenance
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
-from isrnet.utilities.files import load_json, save_json
+from isrnet.utilities.files import atomic_write_bytes, load_json, save_json
 
 ARCHIVE_FORMAT = "isrnet-model-1"
 REQUIRED_MEMBERS = ("manifest.json", "checkpoint_final.pth", "plans.json", "provenance.json")
@@ -58,23 +58,13 @@ def _checkpoint_bytes(checkpoint: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _atomic_write_bytes(data: bytes, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.partial{os.getpid()}")
-    try:
-        temporary.write_bytes(data)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def write_pretrained(run_folder: Path, folder: Path, extra: dict | None = None) -> tuple[Path, Path]:
     """`<stage>.pth` (slim) and `<stage>.json` (provenance + `extra`) in `folder`: the shipped-weights format."""
     checkpoint, _, provenance = finished_run(run_folder)
     provenance.update(extra or {})
     stage = provenance["stage"]
     weights, record = folder / f"{stage}.pth", folder / f"{stage}.json"
-    _atomic_write_bytes(_checkpoint_bytes(slim_checkpoint(checkpoint)), weights)
+    atomic_write_bytes(_checkpoint_bytes(slim_checkpoint(checkpoint)), weights)
     provenance["file"] = {"name": weights.name, "bytes": weights.stat().st_size,
                           "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
     save_json(provenance, record)
@@ -99,7 +89,7 @@ def export_model(run_folder: Path, destination: Path, extra: dict | None = None)
         archive.writestr("manifest.json", json.dumps(manifest, indent=2))
         for name, data in members.items():
             archive.writestr(name, data)
-    _atomic_write_bytes(buffer.getvalue(), destination)
+    atomic_write_bytes(buffer.getvalue(), destination)
     return destination
 
 

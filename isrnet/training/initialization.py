@@ -12,7 +12,7 @@ from pathlib import Path
 from isrnet import paths
 from isrnet.datasets import DATASET_PATTERN
 from isrnet.errors import IsrnetError
-from isrnet.pretrained import shipped_weights
+from isrnet.pretrained import describe_shipped, shipped_weights
 from isrnet.training.checkpointing import check_compatible, load_checkpoint
 
 PREVIOUS_STAGE = {"ssft": "mrft", "mrft": "video"}
@@ -39,6 +39,18 @@ def stage_result(dataset_number: int, stage: str) -> Path | None:
     return None
 
 
+def stage_weights(stage: str, dataset_number: int) -> tuple[Path, str] | None:
+    """(weights, description) a later stage builds on: the local result of `stage` on its dataset, else the
+    weights shipped with isrnet, else None."""
+    result = stage_result(dataset_number, stage)
+    if result is not None:
+        return result, f"{stage} result of dataset {int(dataset_number):03d}"
+    shipped = shipped_weights(stage)
+    if shipped is not None:
+        return shipped, describe_shipped(stage)
+    return None
+
+
 def _from_file(path: Path, network: dict, description: str) -> Initialisation:
     checkpoint = load_checkpoint(path)
     check_compatible(checkpoint, network, str(path))
@@ -54,16 +66,22 @@ def resolve_initialisation(stage: str, network: dict, stage_datasets: dict, init
     previous = PREVIOUS_STAGE.get(stage)
     if previous is None:
         return Initialisation(None, "from scratch (first stage)")
-    result = stage_result(stage_datasets[previous], previous)
-    if result is not None:
-        return _from_file(result, network, f"{previous} result of dataset {stage_datasets[previous]:03d}")
-    shipped = shipped_weights(previous)
-    if shipped is not None:
-        return _from_file(shipped, network, f"shipped {previous} weights (isrnet/pretrained)")
+    found = stage_weights(previous, stage_datasets[previous])
+    shipped_note = f"no shipped {previous} weights"
+    if found is not None:
+        weights, description = found
+        if weights != shipped_weights(previous):
+            return _from_file(weights, network, description)
+        checkpoint = load_checkpoint(weights)
+        try:
+            check_compatible(checkpoint, network, description)
+            return Initialisation(checkpoint["state_dict"], description, str(weights))
+        except IsrnetError:  # a plan with a customised network: the shipped weights cannot seed it
+            shipped_note = f"the shipped {previous} weights do not fit this plan's customised network"
     if stage == "mrft":
         return Initialisation(None, f"from scratch: no {previous} result of dataset {stage_datasets[previous]:03d} "
-                                    f"and no shipped {previous} weights")
+                                    f"and {shipped_note}")
     raise IsrnetError(f"nothing to initialise {stage} from: no {previous} result of dataset "
-                      f"{stage_datasets[previous]:03d} and no shipped weights. Give -init CHECKPOINT, "
+                      f"{stage_datasets[previous]:03d} and {shipped_note}. Give -init CHECKPOINT, "
                       f"train the previous stage (isr_train {stage_datasets[previous]} {previous}), "
                       f"or use --from-scratch")

@@ -13,15 +13,24 @@ def _temporary(path: Path) -> Path:
     return path.with_name(f".{path.name}.partial{os.getpid()}")
 
 
-def save_json(content: Any, path: str | Path) -> None:
+def atomic_write_bytes(data: bytes, path: str | Path) -> None:
+    """Write `data` to a temporary name beside `path`, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary(path)
     try:
-        temporary.write_text(json.dumps(content, indent=2, sort_keys=False, default=_to_builtin))
+        temporary.write_bytes(data)
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def atomic_write_text(text: str, path: str | Path) -> None:
+    atomic_write_bytes(text.encode("utf-8"), path)
+
+
+def save_json(content: Any, path: str | Path) -> None:
+    atomic_write_text(json.dumps(content, indent=2, sort_keys=False, default=_to_builtin), path)
 
 
 def load_json(path: str | Path) -> Any:

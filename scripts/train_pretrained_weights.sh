@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Reproduce the shipped weights isrnet/pretrained/{video,mrft}.pth and their provenance JSON files with
+# isrnet's own commands, then check the mrft weights against cubic B-spline on the demo brain (which no
+# pre-training stage sees) and record that table in mrft.json. About an hour on 2 CPU cores.
+#
+# Usage: bash scripts/train_pretrained_weights.sh        (data under ./isrnet_pretraining, or $ISRNET_PRETRAIN_DIR)
+# The weights are written into isrnet/pretrained/ of this checkout; review them and `git add` them yourself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/setup_env.sh
+set -euo pipefail
+root="${ISRNET_PRETRAIN_DIR:-$PWD/isrnet_pretraining}"
+export isrnet_raw="$root/raw" isrnet_preprocessed="$root/preprocessed" isrnet_results="$root/results"
+
+isr_convert video ; isr_convert hrmr ; isr_convert demo   # Dataset900_Video, 901_HRMR, 001_DemoBrain
+isr_plan_and_preprocess -d 900 901 1
+isr_train 900 video --budget-minutes 20         # stage 1: frame interpolation, from scratch
+isr_train 901 mrft                              # stage 2: default 30-minute budget, starts from the video result
+isr_benchmark -d 1 --no-upper-bound --classic linear cubic sinc   # mrft alone vs classic on unseen data
+isr_export_model 900 video --pretrained isrnet/pretrained
+isr_export_model 901 mrft --pretrained isrnet/pretrained --benchmark 1
+ls -l isrnet/pretrained/
