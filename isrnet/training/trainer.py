@@ -48,6 +48,8 @@ class Trainer:
         self.config, self.train_sampler, self.val_sampler = config, train_sampler, val_sampler
         self.output, self.plans, self.initialisation, self.distributed = output, plans, initialisation, distributed
         self.command_start = time.time() if command_start is None else command_start
+        # recorded when the code is loaded: the source may be edited while a long run goes on
+        self.provenance = {"command": command_line(), "git_commit": git_commit(), "machine": machine()}
         self.device = torch.device(config.device)
         torch.manual_seed(config.seed)  # random initial weights depend on the seed only, not on earlier use of torch
         self.network = build_network(config.network).to(self.device)
@@ -156,9 +158,9 @@ class Trainer:
             save_json({"config": self.config.to_dict(), "initial_weights": self.initialisation.description,
                        "initial_weights_path": self.initialisation.path, "iterations": self.total,
                        "iterations_done": self.iteration, "world_size": self.distributed.world_size,
-                       "seconds_this_command": round(seconds, 1), "command": command_line(),
+                       "seconds_this_command": round(seconds, 1),
                        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
-                       "git_commit": git_commit(), "machine": machine(), "isrnet_version": __version__,
+                       **self.provenance, "isrnet_version": __version__,
                        "torch_version": torch.__version__}, self.output / "debug.json")
 
     def run(self) -> dict:
