@@ -115,7 +115,7 @@ def test_isr_benchmark_tiny(tmp_path: Path, folders) -> None:
     summary = (output / "benchmark_summary.csv").read_text()
     assert "cubic B-spline" in summary and "windowed sinc" in summary
     assert (output / "qc_c.png").stat().st_size > 1000
-    page = (output / "results.md").read_text()
+    page = (output / "results.md").read_text(encoding="utf-8")
     assert "| cubic B-spline |" in page and "![QC figure](qc_c.png)" in page
     assert "isrnet shipped mrft weights (no fine-tuning)" in summary  # the shipped weights are benchmarked
     assert "isr_train 901 mrft" in page  # ... with where they came from
@@ -135,7 +135,7 @@ def test_isr_benchmark_ablation_trains_three_arms_once(tmp_path: Path, folders) 
     for label in ("mrft alone", "ssft from scratch", "ssft from video,", "ssft from video+mrft"):
         assert label in ablation
     assert (results / "benchmark" / "ablation_curves.png").stat().st_size > 1000
-    assert "![ablation learning curves](ablation_curves.png)" in (results / "benchmark" / "results.md").read_text()
+    assert "![ablation learning curves](ablation_curves.png)" in (results / "benchmark" / "results.md").read_text(encoding="utf-8")
     again = run_benchmark(*arguments, env=env)  # existing arms are reused, not retrained
     assert again.returncode == 0 and again.stdout.count("ablation: reusing") == 3, again.stderr
     other = run_benchmark(*arguments[:-1], "0.5", env=env)
