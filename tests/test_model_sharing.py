@@ -95,8 +95,9 @@ def test_export_then_install_elsewhere_predicts_the_same(trained, tmp_path, monk
 
 
 def test_install_refuses_to_overwrite_and_clashing_ids(trained, tmp_path, monkeypatch, capsys) -> None:
-    archive = tmp_path / "spheres.zip"
-    assert export(monkeypatch, capsys, DATASET, "ssft", "-o", str(archive)).code == 0
+    assert export(monkeypatch, capsys, DATASET, "ssft", "-o", f"{tmp_path / 'outbox'}/").code == 0  # a new folder
+    archive = tmp_path / "outbox" / f"{DATASET}__ssft.zip"
+    assert archive.is_file()
     root = elsewhere(tmp_path, monkeypatch)
     assert install(monkeypatch, capsys, str(archive)).code == 0
     result = install(monkeypatch, capsys, str(archive))

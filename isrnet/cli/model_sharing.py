@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,8 @@ def build_export_parser() -> argparse.ArgumentParser:
     parser.add_argument("stage", nargs="?", help="video, mrft or ssft (default: the latest stage trained, "
                                                  "as isr_predict -d uses)")
     parser.add_argument("--tag", help="the run variant <stage>__<tag>")
-    parser.add_argument("-o", dest="output", type=Path, help="archive path (default: ./DatasetXXX_Name__<run>.zip)")
+    parser.add_argument("-o", dest="output", help="archive file, or a folder for DatasetXXX_Name__<run>.zip "
+                                                  "(default: the current folder)")
     parser.add_argument("--benchmark", metavar="DATASET",
                         help="embed the table isr_benchmark -d DATASET wrote (evidence for colleagues)")
     parser.add_argument("--pretrained", metavar="FOLDER", type=Path,
@@ -57,9 +59,10 @@ def export(args: argparse.Namespace) -> None:
         weights, record = write_pretrained(run_folder, args.pretrained, extra)
         print(f"{weights} ({weights.stat().st_size / 1e6:.2f} MB) and {record}")
         return
-    output = args.output or Path(f"{dataset}__{run_folder.name}.zip")
-    if output.is_dir():
-        output = output / f"{dataset}__{run_folder.name}.zip"
+    name = f"{dataset}__{run_folder.name}.zip"
+    output = Path(args.output or ".")
+    if output.is_dir() or (args.output or "").endswith(("/", os.sep)):
+        output = output / name
     export_model(run_folder, output, extra)
     print(f"{dataset}/{run_folder.name} -> {output} ({output.stat().st_size / 1e6:.2f} MB); "
           f"install elsewhere with: isr_install_model {output.name}")
