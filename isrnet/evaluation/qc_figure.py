@@ -30,7 +30,7 @@ def qc_figure(reference: Volume, panels: dict[str, Volume], slice_axis: int, pat
     columns = len(images) + 1
     origin = "lower" if reference.direction[2, slice_axis] > 0 else "upper"  # superior at the top
     aspect = reference.spacing[slice_axis] / min(s for i, s in enumerate(reference.spacing) if i != slice_axis)
-    figure, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.6), squeeze=False)
+    figure, axes = plt.subplots(2, columns, figsize=(3.2 * columns, 6.6), squeeze=False, layout="constrained")
     for column, (name, image) in enumerate(list(images.items()) + [("reference", truth)]):
         axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=vmax, aspect=aspect, interpolation="nearest",
                                 origin=origin)
@@ -40,11 +40,11 @@ def qc_figure(reference: Volume, panels: dict[str, Volume], slice_axis: int, pat
             shown = axes[1, column].imshow(error, cmap="magma", vmin=0, vmax=error_max, aspect=aspect,
                                            interpolation="nearest", origin=origin)
             axes[1, column].set_title(f"|error|, mean {np.nanmean(error):.3g}", fontsize=9)
-    figure.colorbar(shown, ax=axes[1, :].tolist(), shrink=0.8, label="absolute error")
     for axis in axes.ravel():
         axis.set_xticks([])
         axis.set_yticks([])
-    axes[1, -1].axis("off")
+    axes[1, -1].axis("off")  # under the reference: the colour bar, so every panel keeps the same size
+    figure.colorbar(shown, cax=axes[1, -1].inset_axes([0.05, 0.05, 0.07, 0.9]), label="absolute error")
     figure.suptitle(title + " (through-plane view, slice axis vertical)")
     temporary = path.with_name(f".{path.name}.partial.png")
     figure.savefig(temporary, dpi=100)
