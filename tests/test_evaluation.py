@@ -127,9 +127,12 @@ def test_isr_benchmark_ablation_trains_three_arms_once(tmp_path: Path, folders) 
     done = run_benchmark(*arguments, env=env)
     assert done.returncode == 0, done.stderr
     results = folders.results / "Dataset007_Tiny"
-    for tag, start in (("scratch", "from scratch"), ("from_video", "-init"), ("from_video_mrft", "-init")):
+    reference = json.loads((results / "ssft__from_video_mrft" / "debug.json").read_text())
+    assert reference["config"]["budget_minutes"] == 0.02 and "mrft.pth" in reference["initial_weights"]
+    for tag, start in (("scratch", "from scratch"), ("from_video", "-init")):
         debug = json.loads((results / f"ssft__{tag}" / "debug.json").read_text())
-        assert debug["initial_weights"].startswith(start) and debug["config"]["budget_minutes"] == 0.02
+        assert debug["initial_weights"].startswith(start)
+        assert debug["config"]["iterations"] == debug["iterations_done"] == reference["iterations_done"]
     assert "video.pth" in json.loads((results / "ssft__from_video" / "debug.json").read_text())["initial_weights"]
     ablation = (results / "benchmark" / "ablation.csv").read_text()
     for label in ("mrft alone", "ssft from scratch", "ssft from video,", "ssft from video+mrft"):

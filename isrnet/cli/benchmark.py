@@ -10,7 +10,7 @@ from isrnet.evaluation.baselines import SHORT_NAMES
 EPILOG = """examples:
   isr_benchmark -d 001                          everything trained so far + the supervised upper bound
   isr_benchmark -d 001 --no-upper-bound --classic nearest linear cubic   quick (what quickstart.sh runs)
-  isr_benchmark -d 001 --ablation --budget-minutes 6   + ssft from scratch / video / video+mrft, 6 min each
+  isr_benchmark -d 001 --ablation --budget-minutes 6   + ssft from scratch / video / video+mrft (6 min each)
   isr_benchmark -d 002 --factor 4              simulate x4 thick slices from the references instead
 """
 
@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="skip training the supervised upper bound")
     parser.add_argument("--retrain-upper-bound", action="store_true", help="train it again even if it exists")
     parser.add_argument("--ablation", action="store_true",
-                        help="the pre-training ablation: ssft from scratch, from video and from video+mrft with "
-                             "the same budget (trains the runs that do not exist yet)")
+                        help="the pre-training ablation: ssft from video+mrft with the budget, then from video and "
+                             "from scratch for the same number of iterations (trains the runs that do not exist yet)")
     parser.add_argument("--budget-minutes", type=positive_float,
                         help="training budget of the upper bound and the ablation runs (default: the plan's ssft "
                              "budget)")

@@ -1,8 +1,10 @@
 """The pre-training ablation (the paper's claim): ssft from scratch vs from `video` vs from `video`+`mrft`.
 
-The three runs get the same budget and differ only in their initial weights, taken from the local stage
-results where they exist, else from the weights shipped with isrnet. Existing runs are reused when their
-budget matches (the default `ssft` run counts as the video+mrft arm), so `isr_benchmark --ablation` after
+The three runs differ only in their initial weights, taken from the local stage results where they exist,
+else from the weights shipped with isrnet. They train for the same number of iterations: the video+mrft arm
+turns the budget into an iteration count (the default `ssft` run serves as that arm when it was trained with
+the same budget), and the other two arms repeat that count, so a busy machine cannot give one arm less
+training than another. Arms that exist with that count are reused, so `isr_benchmark --ablation` after
 `isr_train D ssft` trains only two more runs.
 """
 from __future__ import annotations
@@ -21,25 +23,33 @@ from isrnet.utilities.files import load_json
 LABELS = {"scratch": "ssft from scratch", "from_video": "ssft from video", "from_video_mrft": "ssft from video+mrft"}
 
 
-def _budget_of(run: Path) -> float | None:
-    debug = run / "debug.json"
-    return load_json(debug)["config"].get("budget_minutes") if debug.is_file() else None
+def _debug(run: Path) -> dict:
+    return load_json(run / "debug.json") if (run / "debug.json").is_file() else {}
 
 
-def _arm_run(dataset: str, tag: str, budget: float) -> Path:
-    """The run folder of one arm; the untagged `ssft` run serves as video+mrft when it fits."""
+def _finished(run: Path) -> bool:
+    return (run / "checkpoint_final.pth").is_file()
+
+
+def _reference_arm(dataset: str, budget: float) -> Path:
+    """The video+mrft arm: the default `ssft` run when it started from mrft weights with this budget."""
     results = paths.results_folder() / dataset
-    default = results / "ssft"
-    if tag == "from_video_mrft" and (default / "checkpoint_final.pth").is_file() and _budget_of(default) == budget \
-            and "mrft" in load_json(default / "debug.json").get("initial_weights", ""):
-        return default
-    return results / f"ssft__{tag}"
+    debug = _debug(results / "ssft")
+    if _finished(results / "ssft") and debug["config"].get("budget_minutes") == budget \
+            and debug["config"].get("iterations") is None and "mrft" in debug.get("initial_weights", ""):
+        return results / "ssft"
+    return results / "ssft__from_video_mrft"
+
+
+def _train(dataset: str, tag: str, limit: list[str], device: str, extra: list[str]) -> None:
+    from isrnet.cli.train import build_parser, train
+
+    args = build_parser().parse_args([dataset, "ssft", "--tag", tag, "-device", device, *limit, *extra])
+    train(args, time.time())
 
 
 def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict[str, Path]:
-    """Label -> final checkpoint of the three arms, training those that do not exist yet."""
-    from isrnet.cli.train import build_parser, train
-
+    """Label -> final checkpoint of the three arms (video+mrft first), training those that do not exist yet."""
     starts = {}
     for stage in ("video", "mrft"):
         found = stage_weights(stage, plans["stage_datasets"][stage])
@@ -47,23 +57,31 @@ def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict
             raise IsrnetError(f"the ablation needs {stage} weights: none shipped and no {stage} result; "
                               f"train it with isr_train {plans['stage_datasets'][stage]} {stage}")
         starts[stage] = found[0]
-    arguments = {"scratch": ["--from-scratch"], "from_video": ["-init", str(starts["video"])],
-                 "from_video_mrft": ["-init", str(starts["mrft"])]}
-    runs = {}
-    for tag, extra in arguments.items():
-        run = _arm_run(dataset, tag, budget)
-        if (run / "checkpoint_final.pth").is_file():
-            if _budget_of(run) != budget:
-                raise IsrnetError(f"{run} was trained with a {_budget_of(run):g}-minute budget, not {budget:g}; "
-                                  f"give --budget-minutes {_budget_of(run):g} or delete that folder")
+    reference = _reference_arm(dataset, budget)
+    if _finished(reference):
+        trained = _debug(reference)["config"].get("budget_minutes")
+        if trained != budget:
+            raise IsrnetError(f"{reference} was trained with a {trained:g}-minute budget, not {budget:g}; "
+                              f"give --budget-minutes {trained:g} or delete that folder")
+        print(f"ablation: reusing {reference}", flush=True)
+    else:
+        print(f"ablation: training {LABELS['from_video_mrft']} ({budget:g} min) -> {reference}", flush=True)
+        _train(dataset, "from_video_mrft", ["--budget-minutes", str(budget)], device, ["-init", str(starts["mrft"])])
+    iterations = _debug(reference)["iterations_done"]
+    runs = {"from_video_mrft": reference / "checkpoint_final.pth"}
+    for tag, extra in (("from_video", ["-init", str(starts["video"])]), ("scratch", ["--from-scratch"])):
+        run = paths.results_folder() / dataset / f"ssft__{tag}"
+        if _finished(run):
+            if _debug(run).get("iterations_done") != iterations:
+                raise IsrnetError(f"{run} has {_debug(run).get('iterations_done')} iterations, the video+mrft arm "
+                                  f"{iterations}; delete {run} to train it again")
             print(f"ablation: reusing {run}", flush=True)
         else:
-            print(f"ablation: training {LABELS[tag]} ({budget:g} min) -> {run}", flush=True)
-            args = build_parser().parse_args([dataset, "ssft", "--tag", tag, "--budget-minutes", str(budget),
-                                              "-device", device, *extra])
-            train(args, time.time())
-        runs[LABELS[tag]] = run / "checkpoint_final.pth"
-    return runs
+            print(f"ablation: training {LABELS[tag]} ({iterations} iterations, as the video+mrft arm) -> {run}",
+                  flush=True)
+            _train(dataset, tag, ["--iterations", str(iterations)], device, extra)
+        runs[tag] = run / "checkpoint_final.pth"
+    return {LABELS[tag]: runs[tag] for tag in ("scratch", "from_video", "from_video_mrft")}
 
 
 def plot_ablation_curves(runs: dict[str, Path], path: Path, title: str) -> None:
