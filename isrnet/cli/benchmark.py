@@ -53,6 +53,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     from isrnet.evaluation.results_page import write_results_page
     from isrnet.evaluation.upper_bound import RUN, train_upper_bound
     from isrnet.experiment_planning.plans_file import load_plans
+    from isrnet.training.checkpointing import load_checkpoint
 
     start = time.time()
     dataset = resolve_dataset(args.dataset)
@@ -88,7 +89,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
         figures.append(output / f"qc_{case.name}.png")
         qc_figure(case.reference, panels, case.slice_axis, figures[-1], f"{dataset} {case.name} x{case.factor:g}")
 
-    ablation_table, curves = None, None
+    ablation_table, curves, ablation_note = None, None, ""
     if ablation:
         by_checkpoint = {str(path): label for label, path in models.items()}
         rows = {"(mrft alone, no ssft)": pretrained, **{arm: by_checkpoint[str(path)] for arm, path in ablation.items()}}
@@ -96,13 +97,15 @@ def run_benchmark(args: argparse.Namespace) -> None:
         ablation_table.index = [arm for arm, label in rows.items() if label]
         ablation_table.to_csv(output / "ablation.csv", float_format="%.4f")
         curves = output / "ablation_curves.png"
-        plot_ablation_curves(ablation, curves, f"{dataset}: pre-training ablation ({budget:g} min ssft each)")
+        iterations = load_checkpoint(ablation["ssft from video+mrft"])["iteration"]
+        ablation_note = f"{iterations} ssft iterations each; the video+mrft arm's budget: {budget:g} min"
+        plot_ablation_curves(ablation, curves, f"{dataset}: pre-training ablation ({iterations} ssft iterations each)")
         print("\npre-training ablation (final PSNR against the reference):")
         print(ablation_table[["psnr_synth", "gain_vs_cubic_dB", "ssim_synth"]].to_string(float_format="{:.3f}".format))
     input_note = (f"thick slices simulated from the references at x{args.factor:g}" if args.factor
                   else "the dataset's own imagesTr (thick slices)")
     page = write_results_page(output, dataset, [c.name for c in cases], input_note, summary, models, figures,
-                              ablation_table, curves, budget)
+                              ablation_table, curves, ablation_note)
     print(f"written to {output} (open {page.name} for the table with figures) in {time.time() - start:.0f} s")
 
 

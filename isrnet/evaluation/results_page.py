@@ -51,7 +51,7 @@ def _headline(summary: pd.DataFrame) -> str:
 
 def write_results_page(folder: Path, dataset: str, cases: list[str], input_note: str, summary: pd.DataFrame,
                        models: dict[str, Path], qc_figures: list[Path], ablation: pd.DataFrame | None = None,
-                       ablation_curves: Path | None = None, ablation_budget: float | None = None) -> Path:
+                       ablation_curves: Path | None = None, ablation_note: str = "") -> Path:
     """Write `folder/results.md` and return its path."""
     host = machine()
     blocks = [f"# Benchmark: {dataset}",
@@ -68,7 +68,7 @@ def write_results_page(folder: Path, dataset: str, cases: list[str], input_note:
     if ablation is not None:
         rows = [f"| {label} | {row.psnr_synth:.2f} | {row.gain_vs_cubic_dB:+.2f} | {row.ssim_synth:.4f} |"
                 for label, row in ablation.iterrows()]
-        blocks += [f"## Pre-training ablation ({ablation_budget:g} min of ssft each)",
+        blocks += [f"## Pre-training ablation ({ablation_note})",
                    "The three runs differ only in their initial weights. Final PSNR against the reference:",
                    "\n".join(["| start of ssft | PSNR synth (dB) | gain vs cubic (dB) | SSIM synth |",
                               "|---|---|---|---|", *rows])]
