@@ -14,8 +14,11 @@ export isrnet_raw="$root/raw" isrnet_preprocessed="$root/preprocessed" isrnet_re
 
 isr_convert video ; isr_convert hrmr ; isr_convert demo   # Dataset900_Video, 901_HRMR, 001_DemoBrain
 isr_plan_and_preprocess -d 900 901 1
-isr_train 900 video --budget-minutes 20         # stage 1: frame interpolation, from scratch
-isr_train 901 mrft                              # stage 2: default 30-minute budget, starts from the video result
+results="$isrnet_results"   # a finished stage is kept when the script runs again (delete it to retrain)
+[ -f "$results/Dataset900_Video/video/checkpoint_final.pth" ] ||
+  isr_train 900 video --budget-minutes 20       # stage 1: frame interpolation, from scratch
+[ -f "$results/Dataset901_HRMR/mrft/checkpoint_final.pth" ] ||
+  isr_train 901 mrft                            # stage 2: default 30-minute budget, starts from the video result
 isr_benchmark -d 1 --no-upper-bound --classic linear cubic sinc   # mrft alone vs classic on unseen data
 isr_export_model 900 video --pretrained isrnet/pretrained
 isr_export_model 901 mrft --pretrained isrnet/pretrained --benchmark 1

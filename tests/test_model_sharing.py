@@ -1,6 +1,8 @@
 """Sharing models: isr_export_model / isr_install_model round trips, shipped-weights format, refusals."""
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -69,9 +71,11 @@ def test_export_then_install_elsewhere_predicts_the_same(trained, tmp_path, monk
         manifest = json.loads(content.read("manifest.json"))
         provenance = json.loads(content.read("provenance.json"))
         weights = content.read("checkpoint_final.pth")
+        content_plans = content.read("plans.json")
     assert (manifest["dataset"], manifest["run"], manifest["stage"]) == (DATASET, "ssft", "ssft")
     assert provenance["command"].startswith("isr_train 1 ssft") and provenance["iterations"] == 4
-    assert provenance["dataset"]["name"] == DATASET and provenance["dataset"]["cases"] == ["case"]
+    assert provenance["dataset"]["name"] == DATASET and provenance["dataset"]["cases"] == 1  # no case names
+    assert json.loads(content_plans)["cases"] == {} and json.loads(content_plans)["dataset"] == DATASET
     assert "git_commit" in provenance and provenance["validation"]["final"]["iteration"] == 4
     assert len(weights) < 0.5 * (trained.run / "checkpoint_final.pth").stat().st_size  # no optimizer state
 
@@ -115,7 +119,8 @@ def test_install_refuses_to_overwrite_and_clashing_ids(trained, tmp_path, monkey
     assert load_json(installed / "provenance.json")["installed_from"]["as"] == "Dataset042_Spheres"
 
 
-@pytest.mark.parametrize("damage", ["truncated", "not a zip", "edited member", "missing member"])
+@pytest.mark.parametrize("damage", ["truncated", "not a zip", "edited member", "missing member", "run outside",
+                                    "wrong shapes", "manifest not json"])
 def test_damaged_archives_are_refused_before_anything_is_written(trained, tmp_path, monkeypatch, capsys,
                                                                  damage) -> None:
     archive = tmp_path / "spheres.zip"
@@ -128,10 +133,25 @@ def test_damaged_archives_are_refused_before_anything_is_written(trained, tmp_pa
     else:
         with zipfile.ZipFile(archive) as original:
             members = {name: original.read(name) for name in original.namelist()}
+        manifest = json.loads(members["manifest.json"])
         if damage == "edited member":
             members["plans.json"] = members["plans.json"].replace(b"Spheres", b"Spherez")
-        else:
+        elif damage == "missing member":
             del members["checkpoint_final.pth"]
+        elif damage == "manifest not json":
+            members["manifest.json"] = b"{not json"
+        else:  # made on purpose: the manifest's checksums are recomputed, so only the content checks can object
+            if damage == "run outside":
+                manifest["run"] = "../../outside"
+            else:
+                checkpoint = torch.load(io.BytesIO(members["checkpoint_final.pth"]), weights_only=True)
+                name = next(iter(checkpoint["state_dict"]))
+                checkpoint["state_dict"][name] = torch.zeros(3, 3)
+                buffer = io.BytesIO()
+                torch.save(checkpoint, buffer)
+                members["checkpoint_final.pth"] = buffer.getvalue()
+            manifest["sha256"] = {k: hashlib.sha256(v).hexdigest() for k, v in members.items() if k != "manifest.json"}
+            members["manifest.json"] = json.dumps(manifest).encode()
         with zipfile.ZipFile(archive, "w") as rewritten:
             for name, content in members.items():
                 rewritten.writestr(name, content)
@@ -140,9 +160,10 @@ def test_damaged_archives_are_refused_before_anything_is_written(trained, tmp_pa
     assert result.code == 1 and "Traceback" not in result.err
     expected = {"truncated": "not a readable zip", "not a zip": "not a readable zip",
                 "edited member": "plans.json does not match its checksum",
-                "missing member": "lacks checkpoint_final.pth"}[damage]
+                "missing member": "lacks checkpoint_final.pth", "run outside": "no valid run",
+                "wrong shapes": "do not load into the network", "manifest not json": "not valid JSON"}[damage]
     assert expected in result.error
-    assert not any((root / "results").iterdir())
+    assert not any((root / "results").iterdir()) and not (root.parent / "outside").exists()
 
 
 def test_export_of_an_unfinished_or_missing_run_says_why(trained, tmp_path, monkeypatch, capsys) -> None:

@@ -167,7 +167,12 @@ def test_continue_extends_a_finished_run(dataset, monkeypatch, capsys) -> None:
     train(monkeypatch, capsys, "--c", "--iterations", "5")
     final = load(dataset.results / DATASET / "ssft" / "checkpoint_final.pth")
     assert final["iteration"] == 5 and len(final["history"]["loss"]) == 5
-    assert debug_of(dataset.results / DATASET / "ssft")["iterations_done"] == 5
+    debug = debug_of(dataset.results / DATASET / "ssft")
+    assert debug["iterations_done"] == 5 and debug["command"].endswith("--c --iterations 5")
+    # provenance keeps the first command's share of the work
+    earlier = [c["command"].split(" 1 ssft ")[1] for c in debug["earlier_commands"]]
+    assert earlier == ["--workers 0 --from-scratch --iterations 3"]
+    assert debug["earlier_commands"][0]["seconds_this_command"] > 0
     result = train(monkeypatch, capsys, "--c", "--iterations", "4", expect_ok=False)
     assert result.code == 1 and "--iterations 4 is below the 5 already done" in result.error
 

@@ -105,7 +105,7 @@ def run_benchmark(args: argparse.Namespace) -> None:
     input_note = (f"thick slices simulated from the references at x{args.factor:g}" if args.factor
                   else "the dataset's own imagesTr (thick slices)")
     page = write_results_page(output, dataset, [c.name for c in cases], input_note, summary, models, figures,
-                              ablation_table, curves, ablation_note)
+                              ablation_table, curves, ablation_note, args.device)
     print(f"written to {output} (open {page.name} for the table with figures) in {time.time() - start:.0f} s")
 
 

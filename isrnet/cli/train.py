@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train(args: argparse.Namespace, command_start: float) -> None:
+def train(args: argparse.Namespace, command_start: float, command: str | None = None) -> None:
+    """Train one stage; `command` is what provenance records (default: this process's command line)."""
     from isrnet import paths
     from isrnet.datasets import resolve_dataset
     from isrnet.errors import IsrnetError
@@ -85,7 +86,8 @@ def train(args: argparse.Namespace, command_start: float) -> None:
     try:
         train_sampler, val_sampler = build_samplers(args.stage, dataset, config.sampler,
                                                     config.network["kwargs"]["context"])
-        Trainer(config, train_sampler, val_sampler, output, plans, initialisation, distributed, command_start).run()
+        Trainer(config, train_sampler, val_sampler, output, plans, initialisation, distributed, command_start,
+                command).run()
     finally:
         shutdown_distributed(distributed)
 

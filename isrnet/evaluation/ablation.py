@@ -9,6 +9,7 @@ training than another. Arms that exist with that count are reused, so `isr_bench
 """
 from __future__ import annotations
 
+import shlex
 import time
 from pathlib import Path
 
@@ -31,12 +32,24 @@ def _finished(run: Path) -> bool:
     return (run / "checkpoint_final.pth").is_file()
 
 
+# settings that may differ between arms; everything else in debug.json's config must match
+ARM_SPECIFIC = ("init", "from_scratch", "tag", "iterations", "budget_minutes", "continue_training")
+
+
+def _config(run: Path) -> dict:
+    return _debug(run).get("config", {})
+
+
+def _shared_settings(run: Path) -> dict:
+    return {key: value for key, value in _config(run).items() if key not in ARM_SPECIFIC}
+
+
 def _reference_arm(dataset: str, budget: float) -> Path:
     """The video+mrft arm: the default `ssft` run when it started from mrft weights with this budget."""
     results = paths.results_folder() / dataset
-    debug = _debug(results / "ssft")
-    if _finished(results / "ssft") and debug["config"].get("budget_minutes") == budget \
-            and debug["config"].get("iterations") is None and "mrft" in debug.get("initial_weights", ""):
+    config = _config(results / "ssft")  # empty for an installed model (no debug.json): not an arm
+    if _finished(results / "ssft") and config.get("budget_minutes") == budget and config.get("iterations") is None \
+            and "mrft" in _debug(results / "ssft").get("initial_weights", ""):
         return results / "ssft"
     return results / "ssft__from_video_mrft"
 
@@ -44,8 +57,19 @@ def _reference_arm(dataset: str, budget: float) -> Path:
 def _train(dataset: str, tag: str, limit: list[str], device: str, extra: list[str]) -> None:
     from isrnet.cli.train import build_parser, train
 
-    args = build_parser().parse_args([dataset, "ssft", "--tag", tag, "-device", device, *limit, *extra])
-    train(args, time.time())
+    arguments = [dataset, "ssft", "--tag", tag, "-device", device, *limit, *extra]
+    command = shlex.join(["isr_train", *arguments]) + "  (run by isr_benchmark --ablation)"
+    train(build_parser().parse_args(arguments), time.time(), command)
+
+
+def _check_reusable(run: Path, reference: Path, iterations: int) -> None:
+    if _debug(run).get("iterations_done") != iterations:
+        raise IsrnetError(f"{run} has {_debug(run).get('iterations_done')} iterations, the video+mrft arm "
+                          f"{iterations}; delete {run} to train it again")
+    differ = [key for key, value in _shared_settings(reference).items() if _shared_settings(run).get(key) != value]
+    if differ:
+        raise IsrnetError(f"{run} was trained with other settings than {reference.name} ({', '.join(differ)}); "
+                          f"delete it to train it again")
 
 
 def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict[str, Path]:
@@ -59,10 +83,10 @@ def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict
         starts[stage] = found[0]
     reference = _reference_arm(dataset, budget)
     if _finished(reference):
-        trained = _debug(reference)["config"].get("budget_minutes")
+        trained = _config(reference).get("budget_minutes")
         if trained != budget:
-            raise IsrnetError(f"{reference} was trained with a {trained:g}-minute budget, not {budget:g}; "
-                              f"give --budget-minutes {trained:g} or delete that folder")
+            raise IsrnetError(f"{reference} was trained with a {trained}-minute budget, not {budget:g}; "
+                              f"give --budget-minutes {trained} or delete that folder")
         print(f"ablation: reusing {reference}", flush=True)
     else:
         print(f"ablation: training {LABELS['from_video_mrft']} ({budget:g} min) -> {reference}", flush=True)
@@ -72,9 +96,7 @@ def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict
     for tag, extra in (("from_video", ["-init", str(starts["video"])]), ("scratch", ["--from-scratch"])):
         run = paths.results_folder() / dataset / f"ssft__{tag}"
         if _finished(run):
-            if _debug(run).get("iterations_done") != iterations:
-                raise IsrnetError(f"{run} has {_debug(run).get('iterations_done')} iterations, the video+mrft arm "
-                                  f"{iterations}; delete {run} to train it again")
+            _check_reusable(run, reference, iterations)
             print(f"ablation: reusing {run}", flush=True)
         else:
             print(f"ablation: training {LABELS[tag]} ({iterations} iterations, as the video+mrft arm) -> {run}",

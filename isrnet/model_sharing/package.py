@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import zipfile
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from isrnet import __version__, paths
 from isrnet.datasets import DATASET_PATTERN, available_datasets
 from isrnet.errors import IsrnetError
+from isrnet.networks import build_network
 from isrnet.model_sharing.provenance import run_provenance
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
 from isrnet.utilities.files import atomic_write_bytes, load_json, save_json
@@ -27,6 +29,7 @@ from isrnet.utilities.files import atomic_write_bytes, load_json, save_json
 ARCHIVE_FORMAT = "isrnet-model-1"
 REQUIRED_MEMBERS = ("manifest.json", "checkpoint_final.pth", "plans.json", "provenance.json")
 OPTIONAL_MEMBERS = ("progress.png",)
+RUN_PATTERN = re.compile(r"(video|mrft|ssft)(__\w+)?")  # an archive can name no other folder
 SLIM_KEYS = ("network", "state_dict", "stage", "dataset", "isrnet_version", "trained_factors", "iteration",
              "total_iterations", "best_psnr")
 
@@ -71,10 +74,26 @@ def write_pretrained(run_folder: Path, folder: Path, extra: dict | None = None) 
     return weights, record
 
 
+def _without_case_names(record: dict) -> dict:
+    """A provenance record whose dataset lists (and those it was initialised from) give counts, not case names:
+    clinical case names are often patient identifiers."""
+    record = dict(record)
+    if isinstance(record.get("dataset"), dict) and isinstance(record["dataset"].get("cases"), list):
+        record["dataset"] = {**record["dataset"], "cases": len(record["dataset"]["cases"])}
+    if isinstance(record.get("initialised_from"), dict):
+        record["initialised_from"] = _without_case_names(record["initialised_from"])
+    return record
+
+
 def export_model(run_folder: Path, destination: Path, extra: dict | None = None) -> Path:
-    """Pack the finished run in `run_folder` into one zip archive at `destination` (atomic)."""
+    """Pack the finished run in `run_folder` into one zip archive at `destination` (atomic).
+
+    Case names stay behind (plans' per-case decisions, provenance case lists): they can identify patients,
+    and a colleague's scans get their own per-case decisions from their own spacing anyway.
+    """
     checkpoint, plans, provenance = finished_run(run_folder)
-    provenance.update(extra or {})
+    plans = {**plans, "cases": {}}
+    provenance = _without_case_names({**provenance, **(extra or {})})
     members = {"checkpoint_final.pth": _checkpoint_bytes(slim_checkpoint(checkpoint)),
                "plans.json": json.dumps(plans, indent=2).encode(),
                "provenance.json": json.dumps(provenance, indent=2).encode()}
@@ -93,8 +112,23 @@ def export_model(run_folder: Path, destination: Path, extra: dict | None = None)
     return destination
 
 
+def _check_manifest(path: Path, manifest: object) -> dict:
+    if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        raise IsrnetError(f"{path}: archive format {found!r} is not {ARCHIVE_FORMAT!r}; export it again with "
+                          f"this isrnet version")
+    if not isinstance(manifest.get("sha256"), dict):
+        raise IsrnetError(f"{path}: the manifest lists no checksums; the archive is damaged")
+    if not isinstance(manifest.get("dataset"), str) or not DATASET_PATTERN.match(manifest["dataset"]):
+        raise IsrnetError(f"{path}: manifest names no valid dataset ({manifest.get('dataset')!r})")
+    if not isinstance(manifest.get("run"), str) or not RUN_PATTERN.fullmatch(manifest["run"]):
+        raise IsrnetError(f"{path}: manifest names no valid run ({manifest.get('run')!r}; expected e.g. ssft or "
+                          f"ssft__tag)")
+    return manifest
+
+
 def read_archive(path: Path) -> tuple[dict, dict[str, bytes]]:
-    """(manifest, members) of a model archive, fully checked: format, members, checksums, loadable weights."""
+    """(manifest, members) of a model archive, fully checked: format, names, members, checksums."""
     if not path.is_file():
         raise IsrnetError(f"{path} does not exist")
     try:
@@ -106,22 +140,41 @@ def read_archive(path: Path) -> tuple[dict, dict[str, bytes]]:
             members = {name: archive.read(name) for name in REQUIRED_MEMBERS + OPTIONAL_MEMBERS if name in names}
     except (zipfile.BadZipFile, OSError, EOFError) as error:
         raise IsrnetError(f"{path} is not a readable zip archive ({error}); was it copied completely?") from None
-    manifest = json.loads(members.pop("manifest.json"))
-    if manifest.get("format") != ARCHIVE_FORMAT:
-        raise IsrnetError(f"{path}: archive format {manifest.get('format')!r} is not {ARCHIVE_FORMAT!r}; "
-                          f"export it again with this isrnet version")
+    try:
+        manifest = _check_manifest(path, json.loads(members.pop("manifest.json")))
+    except (ValueError, UnicodeDecodeError):
+        raise IsrnetError(f"{path}: manifest.json is not valid JSON; the archive is damaged") from None
     for name, data in members.items():
         if hashlib.sha256(data).hexdigest() != manifest["sha256"].get(name):
             raise IsrnetError(f"{path}: {name} does not match its checksum; the file is damaged")
-    if not DATASET_PATTERN.match(manifest.get("dataset", "")):
-        raise IsrnetError(f"{path}: manifest names no valid dataset ({manifest.get('dataset')!r})")
     return manifest, members
+
+
+def _verified_weights(path: Path, members: dict[str, bytes]) -> tuple[dict, dict]:
+    """(checkpoint, plans) from an archive, proven to build the plans' network and load into it."""
+    try:
+        plans = json.loads(members["plans.json"])
+        with io.BytesIO(members["checkpoint_final.pth"]) as buffer:
+            # weights_only: an archive from someone else can never run code while it is read
+            checkpoint = torch.load(buffer, map_location="cpu", weights_only=True)
+        if not isinstance(checkpoint, dict) or not {"network", "state_dict"} <= checkpoint.keys():
+            raise ValueError("not an isrnet checkpoint")
+        check_compatible(checkpoint, plans["network"], str(path))
+        build_network(plans["network"]).load_state_dict(checkpoint["state_dict"])
+    except IsrnetError:
+        raise
+    except Exception as error:  # torch and JSON raise many types for damaged or foreign content
+        raise IsrnetError(f"{path}: the weights do not load into the network its plans describe "
+                          f"({type(error).__name__}: {str(error).splitlines()[0][:120] if str(error) else ''})") from None
+    return checkpoint, plans
 
 
 def install_model(path: Path, dataset: str | None = None, overwrite: bool = False) -> Path:
     """Unpack a model archive into `$isrnet_results/<dataset>/<run>/`; returns that folder.
 
     `dataset` installs under another DatasetXXX_Name (e.g. when the archive's ID is taken here).
+    Everything is checked before anything is written; an installed run being replaced is moved aside first
+    and put back if the replacement fails.
     """
     manifest, members = read_archive(path)
     target_dataset = dataset or manifest["dataset"]
@@ -133,21 +186,15 @@ def install_model(path: Path, dataset: str | None = None, overwrite: bool = Fals
     if clash:
         raise IsrnetError(f"dataset ID {number:03d} is already used here by {', '.join(clash)}; install under "
                           f"another ID with --as DatasetNNN_{target_dataset.split('_', 1)[1]}")
-    plans = json.loads(members["plans.json"])
-    with io.BytesIO(members["checkpoint_final.pth"]) as buffer:
-        try:
-            # weights_only: an archive from someone else can never run code while it is read
-            checkpoint = torch.load(buffer, map_location="cpu", weights_only=True)
-        except Exception as error:  # torch raises many types for damaged files
-            raise IsrnetError(f"{path}: the weights cannot be read ({type(error).__name__})") from None
-    check_compatible(checkpoint, plans["network"], str(path))
+    checkpoint, plans = _verified_weights(path, members)
     plans["dataset"] = target_dataset
     target = paths.results_folder() / target_dataset / manifest["run"]
     if target.exists() and not overwrite:
         raise IsrnetError(f"{target} already exists; use --overwrite to replace it")
     temporary = target.with_name(f".{target.name}.partial{os.getpid()}")
-    shutil.rmtree(temporary, ignore_errors=True)
+    previous = target.with_name(f".{target.name}.replaced{os.getpid()}")
     try:
+        shutil.rmtree(temporary, ignore_errors=True)
         temporary.mkdir(parents=True)
         save_checkpoint(checkpoint, temporary / "checkpoint_final.pth")
         save_json(plans, temporary / "plans.json")
@@ -157,8 +204,16 @@ def install_model(path: Path, dataset: str | None = None, overwrite: bool = Fals
         if "progress.png" in members:
             (temporary / "progress.png").write_bytes(members["progress.png"])
         if target.exists():
-            shutil.rmtree(target)
-        os.replace(temporary, target)
+            os.replace(target, previous)
+        try:
+            os.replace(temporary, target)
+        except OSError:
+            if previous.exists():
+                os.replace(previous, target)
+            raise
+    except OSError as error:
+        raise IsrnetError(f"could not install into {target} ({error.strerror or error}); nothing was changed") from None
     finally:
         shutil.rmtree(temporary, ignore_errors=True)
+        shutil.rmtree(previous, ignore_errors=True)
     return target

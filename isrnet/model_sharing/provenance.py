@@ -13,6 +13,7 @@ from isrnet import paths
 from isrnet.errors import IsrnetError
 from isrnet.utilities.files import load_json
 
+MAX_CHAIN = 8  # initialised_from links followed (runs started from each other cannot recurse forever)
 VALIDATION_NOTE = ("PSNR (dB) on the run's fixed validation batches: pairs cut from the held-out central 10 % "
                    "band of every volume or clip, never used for training; 'cubic' is Catmull-Rom "
                    "interpolation of the same context slices")
@@ -42,7 +43,7 @@ def _validation(history: list[dict]) -> dict:
     return {"note": VALIDATION_NOTE, "start": row(history[0]), "final": row(history[-1]), "best": row(best)}
 
 
-def run_provenance(run_folder: Path, checkpoint: dict) -> dict:
+def run_provenance(run_folder: Path, checkpoint: dict, depth: int = 0) -> dict:
     """Provenance of the finished run in `run_folder` whose final checkpoint is `checkpoint`."""
     debug_path = run_folder / "debug.json"
     if not debug_path.is_file() and (run_folder / "provenance.json").is_file():  # an installed model
@@ -51,11 +52,14 @@ def run_provenance(run_folder: Path, checkpoint: dict) -> dict:
         raise IsrnetError(f"{run_folder} has no debug.json: it is not a run folder written by isr_train")
     debug = load_json(debug_path)
     config = debug["config"]
+    earlier = debug.get("earlier_commands", [])  # a run continued with --c: every command's share
     record = {
         "stage": config["stage"], "run": run_folder.name, "dataset": _dataset_record(config["dataset"]),
         "command": debug.get("command", "(not recorded by this isrnet version)"),
         "git_commit": debug.get("git_commit"), "started": debug.get("started"),
-        "iterations": debug.get("iterations_done"), "wall_time_minutes": round(debug["seconds_this_command"] / 60, 2),
+        "iterations": debug.get("iterations_done"),
+        "wall_time_minutes": round(sum(c.get("seconds_this_command") or 0 for c in earlier + [debug]) / 60, 2),
+        "earlier_commands": earlier,
         "budget_minutes": config.get("budget_minutes"), "batch_size": config["batch_size"],
         "patch_size": config["patch_size"], "processes": debug.get("world_size", 1), "device": config["device"],
         "machine": debug.get("machine"), "network": config["network"],
@@ -65,17 +69,17 @@ def run_provenance(run_folder: Path, checkpoint: dict) -> dict:
         "validation": _validation(checkpoint.get("history", {}).get("validation", [])),
     }
     source = debug.get("initial_weights_path")
-    if source and Path(source).is_file():
-        record["initialised_from"] = weights_provenance(Path(source))
+    if source and Path(source).is_file() and depth < MAX_CHAIN:
+        record["initialised_from"] = weights_provenance(Path(source), depth + 1)
     return record
 
 
-def weights_provenance(weights: Path) -> dict | None:
+def weights_provenance(weights: Path, depth: int = 0) -> dict | None:
     """Provenance of any weights file: a run's checkpoint, an installed model, or shipped `<stage>.pth`."""
     folder = weights.parent
     if (folder / "debug.json").is_file():
         from isrnet.training.checkpointing import load_checkpoint
-        return run_provenance(folder, load_checkpoint(weights))
+        return run_provenance(folder, load_checkpoint(weights), depth)
     for record in (folder / "provenance.json", weights.with_suffix(".json")):  # installed / shipped
         if record.is_file():
             return load_json(record)

@@ -32,7 +32,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise IsrnetError(f"checkpoint {path} does not exist")
     try:
-        content = torch.load(path, map_location="cpu", weights_only=False)
+        # weights_only: tensors and plain Python data only, so a checkpoint someone sends (-init, -m) cannot run code
+        content = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for damaged files
         raise IsrnetError(f"checkpoint {path} cannot be read ({type(error).__name__}); it may be damaged") from None
     if not isinstance(content, dict) or "network" not in content or "state_dict" not in content:

@@ -62,7 +62,9 @@ def resolve_initialisation(stage: str, network: dict, stage_datasets: dict, init
     if from_scratch:
         return Initialisation(None, "from scratch (--from-scratch): random weights, output starts as cubic")
     if init:
-        return _from_file(Path(init), network, f"-init {init}")
+        path = Path(init).resolve()  # recorded absolute: provenance finds it from any folder
+        shipped = next((stage for stage in PREVIOUS_STAGE.values() if shipped_weights(stage) == path), None)
+        return _from_file(path, network, f"-init {describe_shipped(shipped)}" if shipped else f"-init {path}")
     previous = PREVIOUS_STAGE.get(stage)
     if previous is None:
         return Initialisation(None, "from scratch (first stage)")

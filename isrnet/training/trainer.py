@@ -44,12 +44,14 @@ def poly_lr(base: float, iteration: int, total: int) -> float:
 class Trainer:
     def __init__(self, config: TrainingConfig, train_sampler: PairSampler, val_sampler: PairSampler,
                  output: Path, plans: dict, initialisation: Initialisation,
-                 distributed: DistributedContext = DistributedContext(), command_start: float | None = None) -> None:
+                 distributed: DistributedContext = DistributedContext(), command_start: float | None = None,
+                 command: str | None = None) -> None:
         self.config, self.train_sampler, self.val_sampler = config, train_sampler, val_sampler
         self.output, self.plans, self.initialisation, self.distributed = output, plans, initialisation, distributed
         self.command_start = time.time() if command_start is None else command_start
         # recorded when the code is loaded: the source may be edited while a long run goes on
-        self.provenance = {"command": command_line(), "git_commit": git_commit(), "machine": machine()}
+        self.provenance = {"command": command or command_line(), "git_commit": git_commit(), "machine": machine()}
+        self.earlier_commands: list[dict] = []  # of this run, when it is continued with --c
         self.device = torch.device(config.device)
         torch.manual_seed(config.seed)  # random initial weights depend on the seed only, not on earlier use of torch
         self.network = build_network(config.network).to(self.device)
@@ -92,7 +94,11 @@ class Trainer:
         self.total = self.config.iterations if self.config.iterations is not None else recorded
         debug = self.output / "debug.json"
         if debug.is_file():
-            self.initialisation = Initialisation(None, load_json(debug).get("initial_weights", "unknown"))
+            before = load_json(debug)
+            self.initialisation = Initialisation(None, before.get("initial_weights", "unknown"),
+                                                 before.get("initial_weights_path"))
+            self.earlier_commands = before.get("earlier_commands", []) + [
+                {key: before.get(key) for key in ("command", "started", "seconds_this_command", "git_commit")}]
         self._log(f"resuming at iteration {self.iteration} of {self.total}")
 
     # ---- training ---------------------------------------------------------------------------------------
@@ -160,7 +166,7 @@ class Trainer:
                        "iterations_done": self.iteration, "world_size": self.distributed.world_size,
                        "seconds_this_command": round(seconds, 1),
                        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
-                       **self.provenance, "isrnet_version": __version__,
+                       **self.provenance, "earlier_commands": self.earlier_commands, "isrnet_version": __version__,
                        "torch_version": torch.__version__}, self.output / "debug.json")
 
     def run(self) -> dict:
