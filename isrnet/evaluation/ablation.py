@@ -19,7 +19,7 @@ from isrnet import paths
 from isrnet.errors import IsrnetError
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.training.initialization import stage_weights
-from isrnet.utilities.files import load_json
+from isrnet.utilities.files import load_json, save_figure
 
 LABELS = {"scratch": "ssft from scratch", "from_video": "ssft from video", "from_video_mrft": "ssft from video+mrft"}
 
@@ -122,7 +122,4 @@ def plot_ablation_curves(runs: dict[str, Path], path: Path, title: str) -> None:
     axis.set(xlabel="ssft iteration", ylabel="validation PSNR gain over cubic (dB)", title=title)
     axis.legend()
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    save_figure(figure, path, dpi=100)

@@ -7,6 +7,7 @@ import numpy as np
 
 from isrnet.evaluation.metrics import on_reference_grid
 from isrnet.imageio.volume import Volume
+from isrnet.utilities.files import save_figure
 
 
 def through_plane(array: np.ndarray, slice_axis: int) -> np.ndarray:
@@ -46,7 +47,4 @@ def qc_figure(reference: Volume, panels: dict[str, Volume], slice_axis: int, pat
     axes[1, -1].axis("off")  # under the reference: the colour bar, so every panel keeps the same size
     figure.colorbar(shown, cax=axes[1, -1].inset_axes([0.05, 0.05, 0.07, 0.9]), label="absolute error")
     figure.suptitle(title + " (through-plane view, slice axis vertical)")
-    temporary = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(temporary, dpi=100)
-    plt.close(figure)
-    temporary.replace(path)
+    save_figure(figure, path, dpi=100)

@@ -5,8 +5,6 @@ exactly once) and `-np N` (a process pool on one machine) — no scheduler of ou
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -20,6 +18,7 @@ from isrnet.imageio import read_volumes, write_volumes
 from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
 from isrnet.imageio.formats import FLOAT_WRITABLE, IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.utilities.files import save_json
 
 
 
@@ -79,7 +78,5 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, settin
                "settings": asdict(settings), "volumes": len(volumes), "dtype": out_dtype,
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
     sidecar_path = target.with_name(target.name[: -len(image_ending(target))] + ".json")
-    temporary = sidecar_path.with_name(f".{sidecar_path.name}.partial{os.getpid()}")
-    temporary.write_text(json.dumps(sidecar, indent=2))
-    os.replace(temporary, sidecar_path)
+    save_json(sidecar, sidecar_path)
     return target

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
+from isrnet.utilities.files import save_figure
+
 
 def plot_progress(history: dict, path: Path, title: str) -> None:
     import matplotlib
@@ -31,7 +33,4 @@ def plot_progress(history: dict, path: Path, title: str) -> None:
     psnr_axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
-    temporary = path.with_name(f".{path.name}.partial.png")
-    figure.savefig(temporary, dpi=90)
-    plt.close(figure)
-    temporary.replace(path)
+    save_figure(figure, path, dpi=90)

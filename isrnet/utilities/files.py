@@ -29,6 +29,18 @@ def atomic_write_text(text: str, path: str | Path) -> None:
     atomic_write_bytes(text.encode("utf-8"), path)
 
 
+def save_figure(figure: Any, path: str | Path, dpi: int = 100) -> None:
+    """Save a matplotlib figure atomically (PNG) and close it."""
+    import io
+
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    plt.close(figure)
+    atomic_write_bytes(buffer.getvalue(), path)
+
+
 def save_json(content: Any, path: str | Path) -> None:
     atomic_write_text(json.dumps(content, indent=2, sort_keys=False, default=_to_builtin), path)
 
