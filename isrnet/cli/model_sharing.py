@@ -82,6 +82,7 @@ def build_install_parser() -> argparse.ArgumentParser:
 
 
 def install(args: argparse.Namespace) -> None:
+    from isrnet.datasets import dataset_id
     from isrnet.model_sharing.package import install_model
     from isrnet.utilities.files import load_json
 
@@ -93,8 +94,8 @@ def install(args: argparse.Namespace) -> None:
           f"{provenance.get('iterations')} iterations in {provenance.get('wall_time_minutes')} min"
           + (f", validation {final['psnr']:.2f} dB ({final['gain_vs_cubic']:+.2f} dB vs cubic)" if final else ""),
           file=sys.stderr)
-    number = target.parent.name[len("Dataset"):len("Dataset") + 3]
-    print(f"  use it with: isr_predict -i IN -o OUT -d {number} --stage {target.name}", file=sys.stderr)
+    print(f"  use it with: isr_predict -i IN -o OUT -d {dataset_id(target.parent.name):03d} --stage {target.name}",
+          file=sys.stderr)
 
 
 def main_export() -> None:

@@ -47,9 +47,10 @@ def _shared_settings(run: Path) -> dict:
 def _reference_arm(dataset: str, budget: float) -> Path:
     """The video+mrft arm: the default `ssft` run when it started from mrft weights with this budget."""
     results = paths.results_folder() / dataset
-    config = _config(results / "ssft")  # empty for an installed model (no debug.json): not an arm
+    debug = _debug(results / "ssft")  # empty for an installed model (no debug.json): not an arm
+    config = debug.get("config", {})
     if _finished(results / "ssft") and config.get("budget_minutes") == budget and config.get("iterations") is None \
-            and "mrft" in _debug(results / "ssft").get("initial_weights", ""):
+            and "mrft" in debug.get("initial_weights", ""):
         return results / "ssft"
     return results / "ssft__from_video_mrft"
 
@@ -63,10 +64,12 @@ def _train(dataset: str, tag: str, limit: list[str], device: str, extra: list[st
 
 
 def _check_reusable(run: Path, reference: Path, iterations: int) -> None:
-    if _debug(run).get("iterations_done") != iterations:
-        raise IsrnetError(f"{run} has {_debug(run).get('iterations_done')} iterations, the video+mrft arm "
-                          f"{iterations}; delete {run} to train it again")
-    differ = [key for key, value in _shared_settings(reference).items() if _shared_settings(run).get(key) != value]
+    done = _debug(run).get("iterations_done")
+    if done != iterations:
+        raise IsrnetError(f"{run} has {done} iterations, the video+mrft arm {iterations}; "
+                          f"delete {run} to train it again")
+    theirs = _shared_settings(run)
+    differ = [key for key, value in _shared_settings(reference).items() if theirs.get(key) != value]
     if differ:
         raise IsrnetError(f"{run} was trained with other settings than {reference.name} ({', '.join(differ)}); "
                           f"delete it to train it again")

@@ -67,9 +67,9 @@ def write_pretrained(run_folder: Path, folder: Path, extra: dict | None = None) 
     provenance.update(extra or {})
     stage = provenance["stage"]
     weights, record = folder / f"{stage}.pth", folder / f"{stage}.json"
-    atomic_write_bytes(_checkpoint_bytes(slim_checkpoint(checkpoint)), weights)
-    provenance["file"] = {"name": weights.name, "bytes": weights.stat().st_size,
-                          "sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}
+    data = _checkpoint_bytes(slim_checkpoint(checkpoint))
+    atomic_write_bytes(data, weights)
+    provenance["file"] = {"name": weights.name, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
     save_json(provenance, record)
     return weights, record
 
