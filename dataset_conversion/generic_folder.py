@@ -14,13 +14,13 @@ from pathlib import Path
 from isrnet.datasets import case_name, list_clips
 from isrnet.errors import IsrnetError
 from isrnet.imageio.formats import IMAGE_ENDINGS, image_ending, is_dicom_folder
+from isrnet.imageio.geometry import is_isotropic
 from isrnet.imageio.reader_writer import read_volumes, write_volume
 from isrnet.imageio.video import read_clip
 from dataset_conversion.scene_cuts import detect_scene_cuts, split_at_cuts
 from dataset_conversion.staging import (build_dataset, dataset_folder_name, notice, write_dataset_json,
                                         write_frames)
 
-ISOTROPY_TOLERANCE = 0.05
 MIN_CLIP_FRAMES = 3
 
 
@@ -62,7 +62,7 @@ def _fill_images(folder: Path, cases: dict[str, Path], kind: str, name: str, sou
             notice(f"{path.name}: 4D image, written as {len(volumes)} cases {case}_vol000 ...")
         for index, volume in enumerate(volumes):
             out = case if len(volumes) == 1 else f"{case}_vol{index:03d}"
-            if kind == "hr_mr" and max(volume.spacing) > (1 + ISOTROPY_TOLERANCE) * min(volume.spacing):
+            if kind == "hr_mr" and not is_isotropic(volume.spacing):
                 notice(f"warning: {out} has spacing {volume.spacing} mm: not isotropic, the planner's "
                        f"isotropy check will flag it for stage 2")
             write_volume(volume, folder / "imagesTr" / f"{out}.nii.gz")

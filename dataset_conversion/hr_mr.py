@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from isrnet.imageio.geometry import ISOTROPIC_RATIO, is_isotropic
 from isrnet.imageio.reader_writer import read_volume, write_volume
 from dataset_conversion.packaged_data import packaged_file
 from dataset_conversion.staging import build_dataset, notice, write_dataset_json
@@ -18,7 +19,6 @@ SOURCES = {
     "MNI152_2009a": ("nilearn", "0.14.1", "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"),
     "PydefaceMeanHead": ("pydeface", "2.1.0", "pydeface/data/mean_reg2mean.nii.gz"),
 }
-ISOTROPY_TOLERANCE = 0.05
 
 
 def _fill(folder: Path) -> None:
@@ -26,10 +26,9 @@ def _fill(folder: Path) -> None:
     described = []
     for case, source in SOURCES.items():
         volume = read_volume(packaged_file(*source))
-        ratio = max(volume.spacing) / min(volume.spacing)
-        if ratio > 1 + ISOTROPY_TOLERANCE:
+        if not is_isotropic(volume.spacing):
             notice(f"warning: {source[2]} has spacing {volume.spacing} mm, not isotropic within "
-                   f"{ISOTROPY_TOLERANCE:.0%}")
+                   f"a ratio of {ISOTROPIC_RATIO}")
         write_volume(volume, folder / "imagesTr" / f"{case}.nii.gz", "float32")
         described.append(f"{case}: {source[0]} {source[1]} {source[2].rsplit('/', 1)[-1]}, "
                          f"{volume.shape} at {tuple(round(s, 4) for s in volume.spacing)} mm")

@@ -19,6 +19,7 @@ import zipfile
 from pathlib import Path
 
 from isrnet.errors import IsrnetError
+from isrnet.utilities.files import atomic_file
 
 _DOWNLOAD_TIMEOUT_S = 900
 
@@ -69,10 +70,8 @@ def _extract_member(wheel: Path, member: str, target: Path) -> bool:
             if member not in archive.namelist():
                 return False
             target.parent.mkdir(parents=True, exist_ok=True)
-            temporary = target.with_name(f".{target.name}.partial{os.getpid()}")
-            with archive.open(member) as source, open(temporary, "wb") as sink:
+            with archive.open(member) as source, atomic_file(target) as sink:
                 shutil.copyfileobj(source, sink)
-            os.replace(temporary, target)
             return True
     except (zipfile.BadZipFile, OSError):
         return False
@@ -156,10 +155,8 @@ def _extract_from_deb(deb: Path, path: str, target: Path) -> bool:
             for entry in archive:
                 if entry.name in wanted and entry.isfile():
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    temporary = target.with_name(f".{target.name}.partial{os.getpid()}")
-                    with archive.extractfile(entry) as source, open(temporary, "wb") as sink:
+                    with archive.extractfile(entry) as source, atomic_file(target) as sink:
                         shutil.copyfileobj(source, sink)
-                    os.replace(temporary, target)
                     found = True
                     break
     except (tarfile.TarError, OSError):

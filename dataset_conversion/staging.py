@@ -17,7 +17,7 @@ import numpy as np
 from isrnet import paths
 from isrnet.datasets import DATASET_PATTERN, KINDS
 from isrnet.errors import IsrnetError
-from isrnet.utilities.files import save_json
+from isrnet.utilities.files import atomic_folder, save_json
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -76,22 +76,10 @@ def build_dataset(folder_name: str, fill: Callable[[Path], None], overwrite: boo
     raw.mkdir(parents=True, exist_ok=True)
     _check_id_free(raw, folder_name)
     _remove_stale_partials(raw, folder_name)
-    temporary = raw / f".{folder_name}.partial{os.getpid()}"
-    shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    try:
+    with atomic_folder(final) as temporary:
         fill(temporary)
         if not (temporary / "dataset.json").is_file():
             raise RuntimeError("converter did not write dataset.json")
-        if final.exists():
-            old = raw / f".{folder_name}.old{os.getpid()}"
-            os.replace(final, old)
-            os.replace(temporary, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(temporary, final)
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
     return final
 
 

@@ -1,10 +1,9 @@
-"""Defaults that are not dataset-dependent: the network every stage shares, stage datasets, budgets.
+"""Defaults that are not dataset-dependent: the network every stage shares, stage datasets, memory budgets.
+(What each stage is, with its sampler options and time budgets, is the stage table in `isrnet/stages.py`.)
 
 The planner copies these into plans.json, where every value can be overridden and is recorded.
 """
 from __future__ import annotations
-
-STAGES = ("video", "mrft", "ssft")
 
 # The network is the same for every stage and dataset so that weights move video -> mrft -> ssft.
 DEFAULT_NETWORK = {
@@ -15,15 +14,8 @@ DEFAULT_NETWORK = {
 
 DEFAULT_STAGE_DATASETS = {"video": 900, "mrft": 901}
 
-# Wall-clock budgets (minutes) for a whole `isr_train` command, per stage and device.
-DEFAULT_BUDGET_MINUTES = {"cpu": {"video": 30.0, "mrft": 30.0, "ssft": 8.0},
-                          "cuda": {"video": 60.0, "mrft": 30.0, "ssft": 8.0}}
-
 # Memory budget (bytes) for one training batch's feature maps, and the largest in-plane patch.
 MEMORY_BUDGET_BYTES = {"cpu": 512 * 2**20, "cuda": 6 * 2**30}
 MAX_PATCH = {"cpu": 96, "cuda": 192}
 MAX_BATCH = {"cpu": 12, "cuda": 48}
 MIN_PATCH = 24
-
-# A hr_mr volume may differ by this ratio between its finest and coarsest spacing.
-ISOTROPY_TOLERANCE = 1.1

@@ -161,3 +161,22 @@ def training_cases(name: str) -> tuple[DatasetInfo, dict[str, Path]]:
             "images (.nii.gz/.nii/.nrrd/.mha) or DICOM series folders"
         raise IsrnetError(f"{images} holds no {what}")
     return info, cases
+
+
+def verify_dataset_integrity(name: str) -> list[str]:
+    """Check a raw dataset's structure: dataset.json, training cases, and referenceTr/ against imagesTr/.
+
+    A reference without an image is an error (a misnamed file would silently never be evaluated); images without
+    a reference are returned as notes (evaluation skips them). Voxel checks (NaN/Inf, 2D, too few slices) are the
+    fingerprint's, which reads every image.
+    """
+    info, cases = training_cases(name)
+    reference = raw_dataset_folder(name) / "referenceTr"
+    if info.kind == "video" or not reference.is_dir():
+        return []
+    references = list_cases(reference)
+    extra = sorted(set(references) - set(cases))
+    if extra:
+        raise IsrnetError(f"{reference}: references without a matching image in imagesTr: {', '.join(extra)}")
+    missing = sorted(set(cases) - set(references))
+    return [f"{name}: note: no reference for {', '.join(missing)} (evaluation skips them)"] if missing else []

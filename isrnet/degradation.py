@@ -11,6 +11,7 @@ import math
 import numpy as np
 
 PROFILES = ("gaussian", "rect", "none")
+ACQUISITION_PROFILES = ("gaussian", "rect")  # what a real slice can be ('none' is decimation)
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
 GAUSSIAN_REACH = 4.0  # sigmas: the cut-off is uneven around fractional centres, so keep its mass negligible
 

@@ -8,6 +8,8 @@ from conftest import make_volume
 from isrnet.errors import IsrnetError
 from isrnet.experiment_planning.fingerprint import extract_fingerprint, fingerprint_path
 from isrnet.experiment_planning.planner import plan_dataset
+from isrnet.imageio.geometry import transpose_for
+from isrnet.stages import stage_for_kind
 
 
 @pytest.fixture
@@ -32,22 +34,22 @@ def test_fingerprint_per_case(mixed_fingerprint: dict) -> None:
 def test_plan_per_case_for_mixed_slice_axes(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint)
     axial, sagittal, iso = (plans["cases"][name] for name in ("axial", "sagittal", "iso"))
-    assert (axial["slice_axis"], axial["transpose_forward"], axial["transpose_backward"]) == (2, [2, 0, 1], [1, 2, 0])
+    assert axial["slice_axis"] == 2 and transpose_for(2) == ([2, 0, 1], [1, 2, 0])
     assert axial["factor"] == pytest.approx(6.0)
-    assert axial["target_slice_spacing"] == pytest.approx(0.5)
-    assert (sagittal["slice_axis"], sagittal["transpose_forward"]) == (1, [1, 0, 2])
+    assert 3.0 / axial["factor"] == pytest.approx(0.5)  # output slice spacing
+    assert sagittal["slice_axis"] == 1 and transpose_for(1)[0] == [1, 0, 2]
     assert sagittal["factor"] == pytest.approx(4.29, abs=0.005)
-    assert sagittal["target_slice_spacing"] == pytest.approx(0.7, rel=1e-4)
+    assert 3.0 / sagittal["factor"] == pytest.approx(0.7, rel=1e-3)
     assert not axial["skip"] and not sagittal["skip"]
     assert iso["skip"] and "near-isotropic" in iso["reason"] and "1.2" in iso["reason"]
     assert plans["overrides"] == {}
-    assert plans["training"]["stage"] == "ssft"
+    assert stage_for_kind(plans["kind"]).name == "ssft" and plans["sampler"]["name"] == "ssft"
 
 
 def test_factor_override(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint, factor=2.0)
     assert all(case["factor"] == 2.0 for case in plans["cases"].values())
-    assert plans["cases"]["axial"]["target_slice_spacing"] == pytest.approx(1.5)
+    assert 3.0 / plans["cases"]["axial"]["factor"] == pytest.approx(1.5)
     assert plans["overrides"]["factor"] == 2.0
 
 
@@ -55,7 +57,7 @@ def test_target_spacing_override(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint, target_spacing=1.0)
     assert plans["cases"]["axial"]["factor"] == pytest.approx(3.0)
     assert plans["cases"]["sagittal"]["factor"] == pytest.approx(3.0)
-    assert plans["cases"]["axial"]["target_slice_spacing"] == pytest.approx(1.0)
+    assert 3.0 / plans["cases"]["axial"]["factor"] == pytest.approx(1.0)
     assert plans["overrides"]["target_spacing"] == 1.0
 
 
@@ -104,7 +106,7 @@ def test_hr_mr_with_anisotropic_volume_names_the_case(make_dataset) -> None:
 def test_hr_mr_plan(make_dataset) -> None:
     make_dataset("Dataset004_Hr", {"iso": make_volume((10, 10, 10), (1.0, 1.0, 1.0))}, kind="hr_mr")
     plans = plan_dataset(extract_fingerprint("Dataset004_Hr", workers=1))
-    assert plans["training"]["stage"] == "mrft" and plans["cases"]["iso"]["skip"] is False
+    assert plans["sampler"]["name"] == "mrft" and plans["cases"]["iso"]["skip"] is False
 
 
 def test_thickness_from_dataset_json(make_dataset, mixed_cases) -> None:

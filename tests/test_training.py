@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import isrnet.training.checkpointing as checkpointing
+import isrnet.utilities.files as atomic_files
 from isrnet.degradation import simulate_thick_slices
 from isrnet.networks import build_network
 from isrnet.training.checkpointing import save_checkpoint
@@ -339,12 +340,12 @@ def _inject_save_failure(patcher: pytest.MonkeyPatch, failure: str) -> None:
         calls = {"n": 0}
 
         def fake_open(path, mode="r", *args, **kwargs):
-            if "partial" in str(path) and "w" in mode:
+            if "partial" in str(path) and ".pth" in str(path) and "w" in mode:
                 calls["n"] += 1
                 if calls["n"] == 3:
                     return _FullDisk(path, "w")
             return open(path, mode, *args, **kwargs)
-        patcher.setattr(checkpointing, "open", fake_open, raising=False)
+        patcher.setattr(atomic_files, "open", fake_open, raising=False)
 
 
 @pytest.mark.parametrize("failure", ["torch.save raises OSError", "disk full during torch.save"])

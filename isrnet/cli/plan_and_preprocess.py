@@ -6,6 +6,7 @@ import time
 
 from isrnet.cli.common import parse_overrides, positive_float, positive_int, run_cli
 from isrnet.datasets import resolve_dataset
+from isrnet.utilities.device import DEVICES
 
 
 def _dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,14 +26,20 @@ def _plan_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--budget-minutes", type=positive_float,
                        help="wall-clock cap of the training command for this dataset's stage "
                             "(default: 8 for ssft, 30 for video/mrft on CPU)")
-    group.add_argument("-device", choices=("cpu", "cuda"), default="cpu",
+    group.add_argument("-device", choices=DEVICES, default="cpu",
                        help="device the plan is made for: sets patch/batch size from its memory budget")
     group.add_argument("--set", dest="overrides", nargs="+", metavar="KEY=VALUE",
                        help="override any plans value, e.g. training.patch_size=64 sampler.pairs=\"slices\"")
 
 
+def _plan_options(args) -> "PlanOptions":
+    from isrnet.experiment_planning import PlanOptions
+    return PlanOptions(args.device, args.factor, args.target_spacing, args.budget_minutes,
+                       parse_overrides(args.overrides))
+
+
 def _fingerprint(args) -> None:
-    from isrnet.experiment_planning.fingerprint import extract_fingerprint
+    from isrnet.experiment_planning import extract_fingerprint
     for dataset in args.datasets:
         start = time.time()
         fingerprint = extract_fingerprint(resolve_dataset(dataset), args.workers)
@@ -41,67 +48,28 @@ def _fingerprint(args) -> None:
 
 
 def _plan(args) -> None:
-    from isrnet.experiment_planning.fingerprint import fingerprint_path
-    from isrnet.experiment_planning.plans_file import plans_path
-    from isrnet.experiment_planning.planner import plan_dataset
-    from isrnet.errors import IsrnetError
-    from isrnet.utilities.files import load_json, save_json
+    from isrnet.experiment_planning import describe_plan, plan_experiment
+    from isrnet.experiment_planning.steps import load_fingerprint
     for dataset in args.datasets:
-        name = resolve_dataset(dataset)
-        path = fingerprint_path(name)
-        if not path.is_file():
-            raise IsrnetError(f"dataset {name} has no fingerprint; run: isr_extract_fingerprint -d {dataset}")
-        plans = plan_dataset(load_json(path), args.device, args.factor, args.target_spacing,
-                             args.budget_minutes, parse_overrides(args.overrides))
-        save_json(plans, plans_path(name))
-        _print_plan_summary(plans)
-
-
-def _print_plan_summary(plans: dict) -> None:
-    training = plans["training"]
-    print(f"{plans['dataset']} ({plans['kind']}): stage {training['stage']}, patch {training['patch_size']}, "
-          f"batch {training['batch_size']}, budget {training['budget_minutes']:g} min")
-    if plans["kind"] == "video":
-        print(f"  {len(plans['cases'])} clip(s)")
-        return
-    for case, plan in plans["cases"].items():
-        if plan["skip"]:
-            print(f"  {case}: skipped, {plan['reason']}")
-        elif plans["kind"] == "hr_mr":
-            print(f"  {case}: isotropic {'x'.join(f'{s:g}' for s in plan['spacing'])} mm, every axis used")
-        else:
-            print(f"  {case}: slice axis {plan['slice_axis']}, spacing "
-                  f"{'x'.join(f'{s:g}' for s in plan['spacing'])} mm, factor x{plan['factor']:g}, "
-                  f"thickness {plan['slice_thickness']:g} mm ({plan['thickness_source']})")
+        plans = plan_experiment(dataset, _plan_options(args))
+        print(describe_plan(plans, load_fingerprint(plans["dataset"])))
 
 
 def _preprocess(args) -> None:
-    from isrnet.experiment_planning.fingerprint import fingerprint_path
-    from isrnet.experiment_planning.plans_file import load_plans
-    from isrnet.preprocessing.preprocessor import preprocess_dataset
-    from isrnet.utilities.files import load_json
+    from isrnet import paths
+    from isrnet.experiment_planning import preprocess
     for dataset in args.datasets:
         name = resolve_dataset(dataset)
         start = time.time()
-        plans = load_plans(name)
-        output = preprocess_dataset(name, load_json(fingerprint_path(name)), plans, args.workers)
-        print(f"{name}: preprocessed into {output} in {time.time() - start:.1f} s")
+        preprocess(name, args.workers)
+        print(f"{name}: preprocessed into {paths.preprocessed_folder() / name} in {time.time() - start:.1f} s")
 
 
 def _verify(args) -> None:
-    from isrnet.datasets import list_cases, load_dataset_info, raw_dataset_folder
-    from isrnet.errors import IsrnetError
+    from isrnet.datasets import verify_dataset_integrity
     for dataset in args.datasets:
-        folder = raw_dataset_folder(resolve_dataset(dataset))
-        info = load_dataset_info(folder)
-        reference = folder / "referenceTr"
-        if info.kind != "video" and reference.is_dir():
-            missing = sorted(set(list_cases(folder / "imagesTr")) - set(list_cases(reference)))
-            extra = sorted(set(list_cases(reference)) - set(list_cases(folder / "imagesTr")))
-            if extra:
-                raise IsrnetError(f"{reference}: references without a matching image in imagesTr: {', '.join(extra)}")
-            if missing:
-                print(f"{folder.name}: note: no reference for {', '.join(missing)} (evaluation skips them)")
+        for note in verify_dataset_integrity(resolve_dataset(dataset)):
+            print(note)
 
 
 def _single_step(prog: str, description: str, arguments: list, step) -> None:

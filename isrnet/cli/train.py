@@ -5,7 +5,8 @@ import argparse
 import time
 
 from isrnet.cli.common import parse_overrides, positive_float, positive_int, run_cli
-from isrnet.configuration import STAGES
+from isrnet.stages import PIPELINE
+from isrnet.utilities.device import DEVICES
 
 EPILOG = """examples:
   isr_train 001 ssft                          fine-tune on your data from the mrft/shipped weights (8 min on CPU)
@@ -20,14 +21,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isr_train", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("dataset", help="1, 001 or Dataset001_Name (planned with isr_plan_and_preprocess)")
-    parser.add_argument("stage", help=f"one of {', '.join(STAGES)}")
+    parser.add_argument("stage", help=f"one of {', '.join(PIPELINE)}")
     parser.add_argument("--iterations", type=positive_int, help="fixed iteration count (default: from the budget)")
     parser.add_argument("--budget-minutes", type=positive_float,
                         help="wall-clock cap for this whole command (default: the plan's; 8 min for ssft on CPU)")
     parser.add_argument("--lr", type=positive_float, help="initial learning rate (poly decay to 0)")
     parser.add_argument("--batch-size", type=positive_int, help="samples per iteration (per process with torchrun)")
     parser.add_argument("--patch-size", type=positive_int, help="in-plane patch size in pixels")
-    parser.add_argument("-device", choices=("cpu", "cuda"), default=None, help="default: the plan's device")
+    parser.add_argument("-device", choices=DEVICES, default=None, help="default: the plan's device")
     parser.add_argument("--seed", type=int, help="same seed + same config on CPU = same loss curve")
     parser.add_argument("--workers", type=int, help="background sampling processes (default 1; 0 = none)")
     parser.add_argument("-init", dest="init", metavar="CHECKPOINT", help="start from these weights")
@@ -40,60 +41,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def train(args: argparse.Namespace, command_start: float, command: str | None = None) -> None:
-    """Train one stage; `command` is what provenance records (default: this process's command line)."""
-    from isrnet import paths
-    from isrnet.datasets import resolve_dataset
-    from isrnet.errors import IsrnetError
-    from isrnet.experiment_planning.planner import set_dotted
-    from isrnet.experiment_planning.plans_file import load_plans
-    from isrnet.training.config import TrainingConfig
-    from isrnet.training.distributed import init_distributed, shutdown_distributed
-    from isrnet.training.initialization import Initialisation, resolve_initialisation
-    from isrnet.training.stages import build_samplers, check_stage, trained_factor_range
-    from isrnet.training.trainer import Trainer
-
-    if args.stage not in STAGES:
-        raise IsrnetError(f"unknown stage '{args.stage}'; valid stages: {', '.join(STAGES)}")
-    if args.init and args.from_scratch:
-        raise IsrnetError("-init and --from-scratch exclude each other")
-    dataset = resolve_dataset(args.dataset)
-    plans = load_plans(dataset)
-    for key, value in parse_overrides(args.overrides).items():
-        set_dotted(plans, key, value)
-    check_stage(args.stage, plans)
-    device = args.device or plans.get("device", "cpu")
-    if device == "cuda":
-        import torch
-        if not torch.cuda.is_available():
-            raise IsrnetError("-device cuda: this torch build sees no CUDA device; use -device cpu")
-    config = TrainingConfig.from_plans(plans, args.stage, {
-        "iterations": args.iterations, "budget_minutes": args.budget_minutes, "lr": args.lr,
-        "batch_size": args.batch_size, "patch_size": args.patch_size, "device": device, "seed": args.seed,
-        "workers": args.workers, "init": args.init, "from_scratch": args.from_scratch, "tag": args.tag,
-        "continue_training": args.continue_training})
-    config.extra["trained_factors"] = trained_factor_range(args.stage, plans, config.sampler)
-    output = paths.results_folder() / dataset / config.run_name
-    if output.joinpath("checkpoint_final.pth").is_file() and not config.continue_training:
-        raise IsrnetError(f"{output} already holds a finished run; use --c --iterations N to extend it, "
-                          f"or --tag NAME for a new variant")
-    if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
-        initialisation = Initialisation(None, "resumed from checkpoint_latest.pth")
-    else:
-        initialisation = resolve_initialisation(args.stage, plans["network"], plans["stage_datasets"], config.init,
-                                                config.from_scratch)
-    distributed = init_distributed(device)
-    try:
-        train_sampler, val_sampler = build_samplers(args.stage, dataset, config.sampler,
-                                                    config.network["kwargs"]["context"])
-        Trainer(config, train_sampler, val_sampler, output, plans, initialisation, distributed, command_start,
-                command).run()
-    finally:
-        shutdown_distributed(distributed)
+def options_from(args: argparse.Namespace, started: float) -> "TrainingOptions":
+    from isrnet.training import TrainingOptions
+    return TrainingOptions(
+        iterations=args.iterations, budget_minutes=args.budget_minutes, lr=args.lr, batch_size=args.batch_size,
+        patch_size=args.patch_size, device=args.device, seed=args.seed, workers=args.workers, init=args.init,
+        from_scratch=args.from_scratch, tag=args.tag, continue_training=args.continue_training,
+        plans_overrides=parse_overrides(args.overrides), started=started)
 
 
 def main() -> None:
-    start = time.time()
+    started = time.time()
     parser = build_parser()
     args = parser.parse_args()
-    run_cli(parser.prog, lambda: train(args, start))
+
+    def body() -> None:
+        from isrnet.training import run_training
+        run_training(args.dataset, args.stage, options_from(args, started))
+
+    run_cli(parser.prog, body)

@@ -10,69 +10,56 @@ training than another. Arms that exist with that count are reused, so `isr_bench
 from __future__ import annotations
 
 import shlex
-import time
 from pathlib import Path
 
 import numpy as np
 
-from isrnet import paths
 from isrnet.errors import IsrnetError
+from isrnet.runs import Run, RunRecord
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.training.initialization import stage_weights
-from isrnet.utilities.files import load_json, save_figure
+from isrnet.utilities.files import save_figure
 
 LABELS = {"scratch": "ssft from scratch", "from_video": "ssft from video", "from_video_mrft": "ssft from video+mrft"}
-
-
-def _debug(run: Path) -> dict:
-    return load_json(run / "debug.json") if (run / "debug.json").is_file() else {}
-
-
-def _finished(run: Path) -> bool:
-    return (run / "checkpoint_final.pth").is_file()
-
-
 # settings that may differ between arms; everything else in debug.json's config must match
 ARM_SPECIFIC = ("init", "from_scratch", "tag", "iterations", "budget_minutes", "continue_training")
 
 
-def _config(run: Path) -> dict:
-    return _debug(run).get("config", {})
+def _shared_settings(record: RunRecord) -> dict:
+    return {key: value for key, value in record.config.items() if key not in ARM_SPECIFIC}
 
 
-def _shared_settings(run: Path) -> dict:
-    return {key: value for key, value in _config(run).items() if key not in ARM_SPECIFIC}
+def _reference_arm(dataset: str, budget: float, mrft_start: Path) -> Run:
+    """The video+mrft arm: the default `ssft` run when it started from these mrft weights with this budget."""
+    default = Run(dataset, "ssft")
+    record = default.record()  # None for an installed model (no debug.json): not an arm
+    if default.finished and record and record.config.get("budget_minutes") == budget \
+            and record.config.get("iterations") is None and record.initial_weights_path \
+            and Path(record.initial_weights_path).resolve() == mrft_start.resolve():
+        return default
+    return Run(dataset, "ssft", "from_video_mrft")
 
 
-def _reference_arm(dataset: str, budget: float) -> Path:
-    """The video+mrft arm: the default `ssft` run when it started from mrft weights with this budget."""
-    results = paths.results_folder() / dataset
-    debug = _debug(results / "ssft")  # empty for an installed model (no debug.json): not an arm
-    config = debug.get("config", {})
-    if _finished(results / "ssft") and config.get("budget_minutes") == budget and config.get("iterations") is None \
-            and "mrft" in debug.get("initial_weights", ""):
-        return results / "ssft"
-    return results / "ssft__from_video_mrft"
-
-
-def _train(dataset: str, tag: str, limit: list[str], device: str, extra: list[str]) -> None:
-    from isrnet.cli.train import build_parser, train
-
-    arguments = [dataset, "ssft", "--tag", tag, "-device", device, *limit, *extra]
+def _train(dataset: str, tag: str, device: str, **options) -> None:
+    from isrnet.training import TrainingOptions, run_training
+    arguments = [dataset, "ssft", "--tag", tag, "-device", device]
+    for key, value in options.items():
+        arguments += ["--from-scratch"] if key == "from_scratch" else [f"-{key}" if key == "init" else
+                                                                       f"--{key.replace('_', '-')}", str(value)]
     command = shlex.join(["isr_train", *arguments]) + "  (run by isr_benchmark --ablation)"
-    train(build_parser().parse_args(arguments), time.time(), command)
+    run_training(dataset, "ssft", TrainingOptions(tag=tag, device=device, command=command, **options))
 
 
-def _check_reusable(run: Path, reference: Path, iterations: int) -> None:
-    done = _debug(run).get("iterations_done")
-    if done != iterations:
-        raise IsrnetError(f"{run} has {done} iterations, the video+mrft arm {iterations}; "
-                          f"delete {run} to train it again")
-    theirs = _shared_settings(run)
+def _check_reusable(run: Run, reference: RunRecord, iterations: int) -> None:
+    record = run.record() or RunRecord(config={})
+    if record.iterations_done != iterations:
+        raise IsrnetError(f"{run.folder} has {record.iterations_done} iterations, the video+mrft arm {iterations}; "
+                          f"delete {run.folder} to train it again")
+    theirs = _shared_settings(record)
     differ = [key for key, value in _shared_settings(reference).items() if theirs.get(key) != value]
     if differ:
-        raise IsrnetError(f"{run} was trained with other settings than {reference.name} ({', '.join(differ)}); "
-                          f"delete it to train it again")
+        raise IsrnetError(f"{run.folder} was trained with other settings than the video+mrft arm "
+                          f"({', '.join(differ)}); delete it to train it again")
 
 
 def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict[str, Path]:
@@ -84,28 +71,29 @@ def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict
             raise IsrnetError(f"the ablation needs {stage} weights: none shipped and no {stage} result; "
                               f"train it with isr_train {plans['stage_datasets'][stage]} {stage}")
         starts[stage] = found[0]
-    reference = _reference_arm(dataset, budget)
-    if _finished(reference):
-        trained = _config(reference).get("budget_minutes")
+    reference = _reference_arm(dataset, budget, starts["mrft"])
+    if reference.finished:
+        trained = reference.record().config.get("budget_minutes")
         if trained != budget:
-            raise IsrnetError(f"{reference} was trained with a {trained}-minute budget, not {budget:g}; "
+            raise IsrnetError(f"{reference.folder} was trained with a {trained}-minute budget, not {budget:g}; "
                               f"give --budget-minutes {trained} or delete that folder")
-        print(f"ablation: reusing {reference}", flush=True)
+        print(f"ablation: reusing {reference.folder}", flush=True)
     else:
-        print(f"ablation: training {LABELS['from_video_mrft']} ({budget:g} min) -> {reference}", flush=True)
-        _train(dataset, "from_video_mrft", ["--budget-minutes", str(budget)], device, ["-init", str(starts["mrft"])])
-    iterations = _debug(reference)["iterations_done"]
-    runs = {"from_video_mrft": reference / "checkpoint_final.pth"}
-    for tag, extra in (("from_video", ["-init", str(starts["video"])]), ("scratch", ["--from-scratch"])):
-        run = paths.results_folder() / dataset / f"ssft__{tag}"
-        if _finished(run):
-            _check_reusable(run, reference, iterations)
-            print(f"ablation: reusing {run}", flush=True)
+        print(f"ablation: training {LABELS['from_video_mrft']} ({budget:g} min) -> {reference.folder}", flush=True)
+        _train(dataset, "from_video_mrft", device, budget_minutes=budget, init=str(starts["mrft"]))
+    record = reference.record()
+    iterations = record.iterations_done
+    runs = {"from_video_mrft": reference.final}
+    for tag, start in (("from_video", {"init": str(starts["video"])}), ("scratch", {"from_scratch": True})):
+        run = Run(dataset, "ssft", tag)
+        if run.finished:
+            _check_reusable(run, record, iterations)
+            print(f"ablation: reusing {run.folder}", flush=True)
         else:
-            print(f"ablation: training {LABELS[tag]} ({iterations} iterations, as the video+mrft arm) -> {run}",
-                  flush=True)
-            _train(dataset, tag, ["--iterations", str(iterations)], device, extra)
-        runs[tag] = run / "checkpoint_final.pth"
+            print(f"ablation: training {LABELS[tag]} ({iterations} iterations, as the video+mrft arm) -> "
+                  f"{run.folder}", flush=True)
+            _train(dataset, tag, device, iterations=iterations, **start)
+        runs[tag] = run.final
     return {LABELS[tag]: runs[tag] for tag in ("scratch", "from_video", "from_video_mrft")}
 
 

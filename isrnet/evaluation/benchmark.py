@@ -16,17 +16,19 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from isrnet import paths
-from isrnet.datasets import list_cases, raw_dataset_folder
+from isrnet.datasets import list_cases, raw_dataset_folder, verify_dataset_integrity
 from isrnet.degradation import simulate_thick_slices
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.baselines import INTERPOLATORS, classic_upsample
 from isrnet.evaluation.metrics import compare
 from isrnet.imageio import read_volume
-from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
+from isrnet.imageio.geometry import factor_of, input_slice_positions, slice_axis_of
 from isrnet.imageio.volume import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
-from isrnet.training.initialization import stage_result, stage_weights
+from isrnet.pretrained import shipped_weights
+from isrnet.runs import Run, finished_stage_run, runs_of
+from isrnet.stages import STAGES
+from isrnet.training.initialization import stage_weights
 
 
 @dataclass
@@ -40,6 +42,8 @@ class Case:
 
 
 def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
+    """Every case with a reference: its own thick-slice image (as planned), or one simulated at `factor`."""
+    verify_dataset_integrity(dataset)
     folder = raw_dataset_folder(dataset)
     references = list_cases(folder / "referenceTr")
     if not references:
@@ -50,11 +54,11 @@ def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
     for name, reference_path in references.items():
         reference = read_volume(reference_path)
         plan = plans["cases"].get(name, {})
-        if factor is None and name in images and not plan.get("skip", False):
+        if factor is None and not plan.get("skip", False):
             low = read_volume(images[name])
-            axis = slice_axis_of(low.spacing)
-            cases.append(Case(name, low, reference, axis, plan.get("factor") or low.spacing[axis] / min(
-                s for i, s in enumerate(low.spacing) if i != axis), plan.get("slice_thickness") or low.spacing[axis]))
+            axis = plan.get("slice_axis", slice_axis_of(low.spacing))
+            cases.append(Case(name, low, reference, axis, plan.get("factor") or factor_of(low.spacing, axis),
+                              plan.get("slice_thickness") or low.spacing[axis]))
         elif factor is not None:
             cases.append(simulated_case(name, reference, plan.get("slice_axis", 0), factor))
     if not cases:
@@ -72,25 +76,33 @@ def simulated_case(name: str, reference: Volume, axis: int, factor: float) -> Ca
     return Case(name, low, reference, axis, factor, spacing[axis])
 
 
-def trained_models(dataset: str, plans: dict) -> dict[str, Path]:
-    """Label -> checkpoint for every stage result that exists (and the shipped weights)."""
-    models: dict[str, Path] = {}
-    video = stage_result(plans["stage_datasets"]["video"], "video")
+@dataclass(frozen=True)
+class BenchmarkModel:
+    label: str
+    checkpoint: Path
+    role: str  # 'video' / 'mrft' (pre-trained, no fine-tuning), 'run' (a run of this dataset), 'upper_bound'
+    run: Run | None = None
+
+
+def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
+    """Every model to compare: the pre-training results (or shipped weights) and every run of this dataset."""
+    models = []
+    video_dataset, mrft_dataset = plans["stage_datasets"]["video"], plans["stage_datasets"]["mrft"]
+    video = finished_stage_run(video_dataset, "video")
     if video:
-        models[f"isrnet video (Dataset{plans['stage_datasets']['video']:03d}, no fine-tuning)"] = video
-    mrft = stage_weights("mrft", plans["stage_datasets"]["mrft"])
+        models.append(BenchmarkModel(f"isrnet video (Dataset{video_dataset:03d}, no fine-tuning)", video.final,
+                                     "video", video))
+    mrft = stage_weights("mrft", mrft_dataset)
     if mrft:
-        shipped = mrft[1].startswith("shipped")
+        shipped = mrft[0] == shipped_weights("mrft")
         label = "isrnet shipped mrft weights (no fine-tuning)" if shipped else \
-            f"isrnet mrft (Dataset{plans['stage_datasets']['mrft']:03d}, no fine-tuning)"
-        models[label] = mrft[0]
-    folder = paths.results_folder() / dataset
-    for run in sorted(folder.iterdir()) if folder.is_dir() else []:
-        checkpoint = run / "checkpoint_final.pth"
-        if checkpoint.is_file():
-            label = "supervised upper bound (trained on referenceTr)" if run.name.startswith("supervised") \
-                else f"isrnet {run.name.replace('__', ' ')}"
-            models[label] = checkpoint
+            f"isrnet mrft (Dataset{mrft_dataset:03d}, no fine-tuning)"
+        models.append(BenchmarkModel(label, mrft[0], "mrft"))
+    for run in runs_of(dataset):
+        if run.finished:
+            bound = not STAGES[run.stage].pipeline
+            label = "supervised upper bound (trained on referenceTr)" if bound else f"isrnet {run.name.replace('__', ' ')}"
+            models.append(BenchmarkModel(label, run.final, "upper_bound" if bound else "run", run))
     return models
 
 
@@ -104,7 +116,7 @@ def run_method(case: Case, method: str, upsample: Callable[[Case], Volume]) -> t
             "ssim_all": metrics["ssim_all"], "seconds": seconds, "voxels_per_second": output.array.size / seconds}, output
 
 
-def benchmark(cases: list[Case], models: dict[str, Path], device: str = "cpu", log: Callable[[str], None] = print,
+def benchmark(cases: list[Case], models: list[BenchmarkModel], device: str = "cpu", log: Callable[[str], None] = print,
               classic: tuple[str, ...] = tuple(INTERPOLATORS)) -> tuple[pd.DataFrame, dict[str, dict[str, Volume]]]:
     """Every classic method in `classic` and every model on every case: (per-case table, outputs)."""
     rows, outputs = [], {}
@@ -115,13 +127,13 @@ def benchmark(cases: list[Case], models: dict[str, Path], device: str = "cpu", l
             rows.append(row)
             outputs[case.name][method] = out
             log(f"{case.name}: {method}: PSNR {row['psnr_synth']:.2f} dB")
-        for label, checkpoint in models.items():
-            predictor = Predictor.from_checkpoint(checkpoint, device)
-            settings = PredictionSettings(case.factor, None, case.thickness)
-            row, out = run_method(case, label, lambda c: predictor.predict(c.low, settings, c.slice_axis))
+        for model in models:
+            predictor = Predictor.from_checkpoint(model.checkpoint, device, model.run.plans() if model.run else None)
+            settings = PredictionSettings(case.factor, None, case.thickness, slice_axis=case.slice_axis)
+            row, out = run_method(case, model.label, lambda c: predictor.predict(c.low, settings))
             rows.append(row)
-            outputs[case.name][label] = out
-            log(f"{case.name}: {label}: PSNR {row['psnr_synth']:.2f} dB")
+            outputs[case.name][model.label] = out
+            log(f"{case.name}: {model.label}: PSNR {row['psnr_synth']:.2f} dB")
     return pd.DataFrame(rows), outputs
 
 

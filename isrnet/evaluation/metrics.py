@@ -2,7 +2,8 @@
 
 - The prediction is resampled onto the reference grid (SimpleITK, linear; exact where grids coincide), so
   predictions with other extents or grids are compared correctly; voxels outside the prediction are ignored.
-- Mask: reference foreground (> 5 % of its 99.9th percentile), inside the prediction's extent.
+- Mask: reference foreground (isrnet.intensity.foreground_mask up to its 99.9th percentile), inside the
+  prediction's extent.
 - Data range: 99.9th percentile minus minimum of the reference inside the mask (robust to a few hot voxels).
 - SSIM: 3D, Gaussian window (sigma 1.5), computed on the whole overlap and averaged inside the mask.
 - "synthesised" slices are reference slices that lie farther than a quarter reference spacing from every
@@ -14,9 +15,9 @@ import math
 
 import numpy as np
 import SimpleITK as sitk
-from skimage.metrics import structural_similarity
 
 from isrnet.imageio.reader_writer import to_sitk
+from isrnet.intensity import foreground_mask
 from isrnet.imageio.volume import Volume
 
 
@@ -41,16 +42,19 @@ def synthesised_slices(reference: Volume, slice_axis: int, input_positions: np.n
     return distance > 0.25 * reference.spacing[slice_axis]
 
 
-def foreground(reference: np.ndarray) -> np.ndarray:
-    return reference > 0.05 * np.percentile(reference, 99.9)
-
-
-def psnr(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, data_range: float) -> float:
-    mse = float(np.mean((prediction[mask].astype(np.float64) - reference[mask]) ** 2))
+def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
+    """10 log10(range^2 / MSE) in dB (infinite for identical images): the one PSNR formula of isrnet."""
     return math.inf if mse == 0 else 10.0 * math.log10(data_range ** 2 / mse)
 
 
+def psnr(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, data_range: float) -> float:
+    """PSNR inside `mask`."""
+    return psnr_from_mse(float(np.mean((prediction[mask].astype(np.float64) - reference[mask]) ** 2)), data_range)
+
+
 def ssim(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, data_range: float) -> float:
+    from skimage.metrics import structural_similarity  # imported here: training needs PSNR only
+
     filled = np.where(np.isfinite(prediction), prediction, reference)
     _, ssim_map = structural_similarity(reference.astype(np.float64), filled.astype(np.float64),
                                         data_range=data_range, gaussian_weights=True, sigma=1.5,
@@ -63,7 +67,7 @@ def compare(prediction: Volume, reference: Volume, slice_axis: int | None = None
     """PSNR/SSIM over all slices and (when the input slice positions are known) over synthesised ones."""
     values = on_reference_grid(prediction, reference)
     truth = reference.array.astype(np.float32)
-    mask = foreground(truth) & np.isfinite(values)
+    mask = foreground_mask(truth, high_percentile=99.9) & np.isfinite(values)
     if not mask.any():
         raise ValueError("prediction and reference do not overlap inside the reference foreground")
     data_range = float(np.percentile(truth[mask], 99.9) - truth[mask].min())

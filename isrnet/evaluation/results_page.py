@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from isrnet.evaluation.benchmark import markdown_table
+from isrnet.evaluation.benchmark import BenchmarkModel, markdown_table
 from isrnet.model_sharing.provenance import weights_provenance
 from isrnet.utilities.files import atomic_write_text
 from isrnet.utilities.provenance import command_line, git_commit, machine
@@ -20,20 +20,21 @@ METRIC_NOTE = ("PSNR/SSIM over the synthesised slices (input slices excluded) in
                "input slices, which are copied unchanged. s/volume includes every method's own overhead.")
 
 
-def _models_table(models: dict[str, Path]) -> str:
+def _models_table(models: list[BenchmarkModel]) -> str:
     lines = ["| method | weights | trained with | iterations | wall time (min) | started from |", "|---|---|---|---|---|---|"]
-    for label, weights in models.items():
+    for model in models:
+        weights = model.checkpoint
         record = weights_provenance(weights) or {}
-        lines.append(f"| {label} | `{weights.parent.name}/{weights.name}` | `{record.get('command', '?')}` | "
+        lines.append(f"| {model.label} | `{weights.parent.name}/{weights.name}` | `{record.get('command', '?')}` | "
                      f"{record.get('iterations', '?')} | {record.get('wall_time_minutes', '?')} | "
                      f"{record.get('initial_weights', '?')} |")
     return "\n".join(lines) + "\n"
 
 
-def _headline(summary: pd.DataFrame) -> str:
-    classic = [m for m in summary.index if not m.startswith(("isrnet", "supervised"))]
+def _headline(summary: pd.DataFrame, models: list[BenchmarkModel]) -> str:
+    classic = [m for m in summary.index if m not in {model.label for model in models}]
     best_classic = summary.loc[classic, "psnr_synth"].idxmax()
-    learnt = [m for m in summary.index if m.startswith("isrnet")]
+    learnt = [m.label for m in models if m.role != "upper_bound"]
     if not learnt:
         return ""
     best = summary.loc[learnt, "psnr_synth"].idxmax()
@@ -41,7 +42,7 @@ def _headline(summary: pd.DataFrame) -> str:
             f"{summary.loc[best, 'gain_vs_cubic_dB']:+.2f} dB over cubic B-spline and "
             f"{summary.loc[best, 'psnr_synth'] - summary.loc[best_classic, 'psnr_synth']:+.2f} dB over the best "
             f"classic method ({best_classic}).")
-    bound = [m for m in summary.index if m.startswith("supervised")]
+    bound = [m.label for m in models if m.role == "upper_bound"]
     if bound:
         text += (f" The supervised upper bound (same network and budget, trained on the references, which users "
                  f"do not have) is {summary.loc[bound[0], 'psnr_synth'] - summary.loc[best, 'psnr_synth']:.2f} dB "
@@ -50,7 +51,7 @@ def _headline(summary: pd.DataFrame) -> str:
 
 
 def write_results_page(folder: Path, dataset: str, cases: list[str], input_note: str, summary: pd.DataFrame,
-                       models: dict[str, Path], qc_figures: list[Path], ablation: pd.DataFrame | None = None,
+                       models: list[BenchmarkModel], qc_figures: list[Path], ablation: pd.DataFrame | None = None,
                        ablation_curves: Path | None = None, ablation_note: str = "", device: str = "cpu") -> Path:
     """Write `folder/results.md` and return its path."""
     host = machine()
@@ -60,7 +61,7 @@ def write_results_page(folder: Path, dataset: str, cases: list[str], input_note:
               f"({host['processor']}), networks run on "
               f"{host['cuda_device'] if device == 'cuda' and host['cuda_device'] else 'the CPU'}.",
               f"{len(cases)} case(s): {', '.join(cases)}. Input: {input_note}. {METRIC_NOTE}",
-              "## Results", markdown_table(summary).rstrip(), _headline(summary).rstrip(),
+              "## Results", markdown_table(summary).rstrip(), _headline(summary, models).rstrip(),
               "## Where each model came from", _models_table(models).rstrip()]
     for figure in qc_figures:
         blocks += [f"## QC: {figure.stem.removeprefix('qc_')}",

@@ -1,7 +1,8 @@
 """The supervised upper bound: the same network, trained with the ssft budget on pairs cut from referenceTr/.
 
 Users cannot have this (they have no references); the benchmark reports it to show how far self-supervised
-fine-tuning is from what paired data would give. It starts from the same weights ssft would start from.
+fine-tuning is from what paired data would give. It starts from the same weights ssft would start from
+(stage 'supervised' in the stage table) and is trained by the one `train_run`.
 """
 from __future__ import annotations
 
@@ -9,38 +10,40 @@ import time
 
 import numpy as np
 
-from isrnet import paths
-from isrnet.errors import IsrnetError
 from isrnet.evaluation.benchmark import Case
 from isrnet.imageio.geometry import slices_first
-from isrnet.preprocessing.preprocessor import normalise_percentiles
+from isrnet.preprocessing.preprocessor import prepare_volume
+from isrnet.runs import Run
+from isrnet.stages import STAGES
 from isrnet.training.config import TrainingConfig
-from isrnet.training.initialization import Initialisation, resolve_initialisation
-from isrnet.training.samplers.mrft import MrftSampler
-from isrnet.training.trainer import Trainer
+from isrnet.training.initialization import resolve_initialisation
+from isrnet.training.run import train_run
+from isrnet.training.samplers import build_samplers
 
-RUN = "supervised__upper_bound"
+STAGE = STAGES["supervised"]
+
+
+def upper_bound_run(dataset: str) -> Run:
+    return Run(dataset, STAGE.name, "upper_bound")
 
 
 def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minutes: float | None,
-                      device: str = "cpu") -> None:
+                      device: str = "cpu") -> Run:
     start = time.time()
     hr_cases, factors, ratios = [], [], []
     for case in cases:
         stack = slices_first(case.reference, case.slice_axis)
-        hr_cases.append((normalise_percentiles(stack.array)[0], {"case": case.name}))
+        array, _ = prepare_volume(case.reference, case.slice_axis, plans["normalization"])
+        hr_cases.append((array, {"case": case.name}))
         factors.append(case.low.spacing[case.slice_axis] / stack.spacing[0])
         ratios.append(case.thickness / case.low.spacing[case.slice_axis])
-    sampler = {"factor_range": [float(np.mean(factors))] * 2, "thickness_ratio_range": [float(np.mean(ratios))] * 2,
-               "profiles": ["gaussian"], "intensity_augmentation": False, "axes": [0]}
-    config = TrainingConfig.from_plans(plans, "supervised", {"tag": "upper_bound", "device": device,
-                                                             "budget_minutes": budget_minutes, "sampler": sampler})
-    config.extra["trained_factors"] = sampler["factor_range"]
-    try:
-        initialisation = resolve_initialisation("ssft", plans["network"], plans["stage_datasets"], None, False)
-    except IsrnetError:
-        initialisation = Initialisation(None, "from scratch (no mrft result or shipped weights)")
-    train = MrftSampler(hr_cases, context=config.network["kwargs"]["context"], split="train", **sampler)
-    validation = MrftSampler(hr_cases, context=config.network["kwargs"]["context"], split="val", **sampler)
-    output = paths.results_folder() / dataset / RUN
-    Trainer(config, train, validation, output, plans, initialisation, command_start=start).run()
+    sampler = {**STAGE.sampler_defaults, "factor_range": [float(np.mean(factors))] * 2,
+               "thickness_ratio_range": [float(np.mean(ratios))] * 2, "profiles": ["gaussian"],
+               "intensity_augmentation": False, "axes": [0]}
+    run = upper_bound_run(dataset)
+    config = TrainingConfig.from_plans(plans, STAGE.name, {"tag": run.tag, "device": device,
+                                                           "budget_minutes": budget_minutes, "sampler": sampler})
+    config.extra["trained_factors"] = sampler[STAGE.factor_range_key]
+    initialisation = resolve_initialisation(STAGE.name, plans["network"], plans["stage_datasets"], None, False)
+    samplers = build_samplers(sampler, hr_cases, config.network["kwargs"]["context"])
+    return train_run(run, config, samplers, plans, initialisation, started=start)

@@ -12,19 +12,13 @@ import numpy as np
 from isrnet import datasets, paths
 from isrnet.errors import IsrnetError
 from isrnet.imageio import read_volumes
-from isrnet.imageio.geometry import factor_of, in_plane_axes, is_near_isotropic, slice_axis_of
+from isrnet.imageio.geometry import MIN_SLICES, factor_of, in_plane_axes, is_near_isotropic, slice_axis_of
 from isrnet.imageio.video import read_clip
+from isrnet.intensity import foreground_mask
 from isrnet.utilities.files import save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
 
-MIN_SLICES = 4
 FINGERPRINT_FILE = "dataset_fingerprint.json"
-
-
-def foreground_mask(array: np.ndarray) -> np.ndarray:
-    """Voxels brighter than 5 % of the robust range above the minimum (MR background is dark)."""
-    low, high = float(array.min()), float(np.percentile(array, 99.5))
-    return array > low + 0.05 * (high - low)
 
 
 def bounding_box(mask: np.ndarray) -> list[list[int]]:
@@ -100,8 +94,10 @@ def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
     results = map_cases(_one_case, items, workers, f"fingerprint {dataset}")
     raise_collected(results, "fingerprint extraction")
     merged: dict[str, dict] = {}
+    folder = datasets.raw_dataset_folder(dataset)
     for entry in results:
         for name, case in entry.items():
+            case["file"] = Path(case["file"]).relative_to(folder).as_posix()  # the raw folder may move
             if name in merged:  # a 4D file's 'case_t000' and a 3D file of that name
                 raise IsrnetError(f"{merged[name]['file']} and {case['file']} both give case '{name}'; "
                                   f"rename one")

@@ -1,13 +1,27 @@
-"""Where plans.json lives, and loading it with an error that names the command to run."""
+"""plans.json: where it lives, loading it (with errors that name the command to run), and `--set KEY=VALUE`.
+
+Every key plans.json carries is read by isrnet (documentation/planning.md lists them with what reads them).
+Keys that older versions wrote and that did nothing are refused with the key's name and the fix.
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from isrnet import paths
 from isrnet.errors import IsrnetError
 from isrnet.utilities.files import load_json
 
 PLANS_FILE = "plans.json"
+PLANS_FORMAT = 2
+# Records and identity, not settings: `--set` refuses them.
+NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides")
+# Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
+CASE_KEYS = ("slice_axis", "factor", "slice_thickness", "slice_profile", "skip")
+# Keys earlier isrnet versions wrote that nothing read (or that are derived now): an old plans.json gets an error.
+REMOVED_KEYS = ("plans_name", "planner", "preprocessor", "training.stage", "cases.*.transpose_forward",
+                "cases.*.transpose_backward", "cases.*.spacing", "cases.*.slice_spacing", "cases.*.in_plane_spacing",
+                "cases.*.target_slice_spacing", "cases.*.frames", "cases.*.height", "cases.*.width")
 
 
 def plans_path(dataset: str) -> Path:
@@ -18,4 +32,66 @@ def load_plans(dataset: str) -> dict:
     path = plans_path(dataset)
     if not path.is_file():
         raise IsrnetError(f"dataset {dataset} has no plans ({path}); run: isr_plan_and_preprocess -d {dataset}")
-    return load_json(path)
+    plans = load_json(path)
+    check_current(plans, f"{path}", f"isr_plan_and_preprocess -d {dataset}")
+    return plans
+
+
+def check_current(plans: dict, where: str, fix: str) -> None:
+    """An error naming the first removed key (or the format) of plans written by an older isrnet."""
+    for key in REMOVED_KEYS:
+        if _has_key(plans, key):
+            raise IsrnetError(f"{where} was written by an older isrnet: key '{key}' no longer exists (it had no "
+                              f"effect or is now derived); plan again with: {fix}")
+    if plans.get("plans_format") != PLANS_FORMAT:
+        raise IsrnetError(f"{where} has plans format {plans.get('plans_format')!r}, this isrnet reads "
+                          f"{PLANS_FORMAT}; plan again with: {fix}")
+
+
+def _has_key(plans: dict, dotted: str) -> bool:
+    head, _, rest = dotted.partition(".")
+    if head == "*":
+        return any(isinstance(value, dict) and _has_key(value, rest) for value in plans.values())
+    if head not in plans:
+        return False
+    return True if not rest else isinstance(plans[head], dict) and _has_key(plans[head], rest)
+
+
+def set_dotted(plans: dict, key: str, value: Any) -> list[str]:
+    """plans['a']['b'] = value for key 'a.b'; returns the keys changed ('cases.*.x' expands to every case).
+
+    Unknown keys are an error (a typo must not pass silently), and so are records that are not settings.
+    """
+    parts = key.split(".")
+    if parts[0] in NOT_SETTABLE:
+        raise IsrnetError(f"'{key}' is a record, not a setting; it cannot be changed with --set")
+    if parts[0] == "cases":
+        return _set_case(plans, key, parts, value)
+    node = plans
+    for part in parts[:-1]:
+        if not isinstance(node, dict) or part not in node:
+            raise IsrnetError(f"plans have no key '{key}' (at '{part}'); see plans.json for the valid keys")
+        node = node[part]
+    if not isinstance(node, dict) or parts[-1] not in node:
+        raise IsrnetError(f"plans have no key '{key}'; see plans.json for the valid keys")
+    node[parts[-1]] = value
+    return [key]
+
+
+def _set_case(plans: dict, key: str, parts: list[str], value: Any) -> list[str]:
+    cases = plans.get("cases", {})
+    if len(parts) != 3:
+        raise IsrnetError(f"'{key}': per-case keys are cases.NAME.KEY (NAME may be *), e.g. "
+                          f"cases.*.slice_profile=rect")
+    _, name, field = parts
+    names = list(cases) if name == "*" else [name]
+    if name != "*" and name not in cases:
+        raise IsrnetError(f"'{key}': the plans have no case '{name}'; cases: {', '.join(cases) or 'none'}")
+    allowed = CASE_KEYS if plans.get("kind") == "target" else ("skip",)
+    if field not in allowed:
+        raise IsrnetError(f"'{key}': a case's settable keys are {', '.join(allowed)}")
+    for case in names:
+        cases[case][field] = value
+        if field == "slice_thickness":
+            cases[case]["thickness_source"] = "--set"
+    return [f"cases.{case}.{field}" for case in names]

@@ -12,9 +12,13 @@ import numpy as np
 
 from isrnet.imageio.volume import Volume
 
-# A volume whose slice spacing is at most this many times its finest in-plane spacing is
-# treated as already near-isotropic (nothing to super-resolve).
+# The two spacing-ratio limits isrnet uses, both "largest / smallest spacing <= limit":
+# - a volume to super-resolve whose slice spacing is at most NEAR_ISOTROPIC_RATIO times its finest in-plane
+#   spacing is already near-isotropic (nothing to super-resolve);
+# - high-resolution material for mrft (kind hr_mr) must be isotropic within ISOTROPIC_RATIO on every axis.
 NEAR_ISOTROPIC_RATIO = 1.2
+ISOTROPIC_RATIO = 1.1
+MIN_SLICES = 4  # along the slice axis: fewer cannot give a context window of two slices on each side
 # Relative slack of spacing-ratio limits: file formats store spacing as float32 (1.2 mm reads as 1.2000000477).
 RATIO_SLACK = 1e-6
 
@@ -43,6 +47,11 @@ def ratio_within(ratio: float, limit: float) -> bool:
 def is_near_isotropic(spacing: tuple[float, float, float], slice_axis: int | None = None) -> bool:
     """Slice spacing at most NEAR_ISOTROPIC_RATIO times the finest in-plane spacing (nothing to super-resolve)."""
     return ratio_within(factor_of(spacing, slice_axis), NEAR_ISOTROPIC_RATIO)
+
+
+def is_isotropic(spacing: tuple[float, ...]) -> bool:
+    """Every spacing within ISOTROPIC_RATIO of every other (material for mrft)."""
+    return ratio_within(max(spacing) / min(spacing), ISOTROPIC_RATIO)
 
 
 def transpose_for(slice_axis: int) -> tuple[list[int], list[int]]:

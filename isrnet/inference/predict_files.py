@@ -1,8 +1,5 @@
-"""File-level prediction: read, super-resolve every 3D volume, write atomically with a JSON sidecar.
-
-Used by `isr_predict`; splitting work across processes or nodes is `-num_parts N -part_id K` (every case
-exactly once) and `-np N` (a process pool on one machine) — no scheduler of our own.
-"""
+"""File-level prediction: find the inputs, read, super-resolve every 3D volume, write atomically with a JSON
+sidecar. `path_prediction.py` runs this over many inputs (parts, process pool)."""
 from __future__ import annotations
 
 import time
@@ -19,8 +16,6 @@ from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
 from isrnet.imageio.formats import FLOAT_WRITABLE, IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.files import save_json
-
-
 
 def find_inputs(source: Path) -> list[Path]:
     """A file, a DICOM series folder, or a folder of files and DICOM series folders."""
@@ -59,17 +54,20 @@ def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
     return array.astype(dtype)
 
 
-def predict_file(predictor: Predictor, source: Path, output_folder: Path, settings: PredictionSettings,
+def predict_file(predictor: Predictor, source: Path, output_folder: Path, requested: PredictionSettings,
                  dtype: str | None, progress=None) -> Path:
-    """Super-resolve one input (3D or 4D) and write it plus `<name>.json`; returns the output path."""
+    """Super-resolve one input (3D or 4D) and write it plus `<name>.json`; returns the output path.
+
+    What `requested` leaves open (factor, thickness, slice axis) comes from the model's plans for this case."""
     start = time.time()
+    settings = predictor.settings_for(case_name(source), requested)
     volumes = read_volumes(source)
     target = output_path(source, output_folder)
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
     out_dtype = dtype or "float32"
     results = [r.with_array(_cast(r.array, out_dtype)) for r in results]
     write_volumes(results, target)
-    axis = slice_axis_of(volumes[0].spacing)
+    axis = slice_axis_of(volumes[0].spacing) if settings.slice_axis is None else settings.slice_axis
     sidecar = {"input": str(source), "output": target.name, "model": predictor.description,
                "factor": volumes[0].spacing[axis] / results[0].spacing[axis],
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(results[0].spacing),

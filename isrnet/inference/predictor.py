@@ -1,13 +1,16 @@
 """Predictor: the Python API for super-resolving volumes in memory (the CLI is a thin wrapper around it).
 
-    predictor = Predictor.from_checkpoint("results/Dataset001_DemoBrain/ssft/checkpoint_final.pth")
-    out = predictor.predict(volume, factor=4)                 # Volume in, Volume out (geometry exact)
-    array, spacing = predictor.predict_array(array, spacing)  # numpy in, numpy out
+    predictor = Predictor.from_run("results/Dataset001_DemoBrain/ssft")   # weights + the plans beside them
+    out = predictor.predict(volume)                                         # Volume in, Volume out (exact geometry)
+    out = predictor.predict(volume, predictor.settings_for("case_001"))     # the plan's factor/thickness/axis
+    array, spacing = predictor.predict_array(array, spacing)                # numpy in, numpy out
+
+Input goes through the same `prepare_volume` as the training data (slice axis first, the plans' normalisation).
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable
 
@@ -15,12 +18,15 @@ import numpy as np
 import torch
 
 from isrnet.errors import IsrnetError
-from isrnet.imageio.geometry import (NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes, slice_axis_of,
-                                     slices_first, upsampled_volume)
+from isrnet.imageio.geometry import (MIN_SLICES, NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes,
+                                     slice_axis_of, slices_first, upsampled_volume)
 from isrnet.imageio.volume import Volume
+from isrnet.inference.model_resolution import Model, from_model_path
 from isrnet.inference.slice_synthesis import synthesise_slices
+from isrnet.intensity import DEFAULT_NORMALIZATION
 from isrnet.networks import build_network
-from isrnet.preprocessing.preprocessor import normalise_percentiles
+from isrnet.preprocessing.preprocessor import prepare_volume
+from isrnet.runs import Run
 from isrnet.training.checkpointing import load_checkpoint
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
@@ -33,20 +39,45 @@ class PredictionSettings:
     slice_thickness: float | None = None  # mm; default: the volume's record, else its spacing
     keep_input: bool = True
     tta: bool = False
+    slice_axis: int | None = None  # default: the axis with the largest spacing
 
 
 class Predictor:
     def __init__(self, network: torch.nn.Module, description: str, device: str = "cpu",
-                 trained_factors: tuple[float, float] | None = None) -> None:
+                 trained_factors: tuple[float, float] | None = None, plans: dict | None = None) -> None:
         self.network = network.to(device).eval()
         self.description, self.device, self.trained_factors = description, device, trained_factors
+        self.plans = plans or {}
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "Predictor":
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: dict | None = None,
+                        description: str | None = None) -> "Predictor":
         checkpoint = load_checkpoint(path)
         network = build_network(checkpoint["network"])
         network.load_state_dict(checkpoint["state_dict"])
-        return cls(network, str(path), device, checkpoint.get("trained_factors"))
+        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans)
+
+    @classmethod
+    def from_model(cls, model: Model, device: str = "cpu") -> "Predictor":
+        return cls.from_checkpoint(model.checkpoint, device, model.plans, model.description)
+
+    @classmethod
+    def from_run(cls, run: Run | str | Path, device: str = "cpu") -> "Predictor":
+        """A trained run folder (or Run): its best available checkpoint and the plans it was trained with."""
+        return cls.from_model(from_model_path(run.folder if isinstance(run, Run) else run), device)
+
+    @property
+    def normalization(self) -> str:
+        return self.plans.get("normalization", DEFAULT_NORMALIZATION)
+
+    def settings_for(self, case: str, requested: PredictionSettings = PredictionSettings()) -> PredictionSettings:
+        """`requested`, with what it leaves open taken from the plans' entry for `case` (factor, thickness,
+        slice axis), when the model was trained on a dataset that has this case."""
+        plan = self.plans.get("cases", {}).get(case, {}) if self.plans.get("kind") == "target" else {}
+        scale_given = requested.factor is not None or requested.target_spacing is not None
+        return replace(requested, factor=requested.factor if scale_given else plan.get("factor"),
+                       slice_thickness=requested.slice_thickness or plan.get("slice_thickness"),
+                       slice_axis=requested.slice_axis if requested.slice_axis is not None else plan.get("slice_axis"))
 
     def resolve_factor(self, volume: Volume, settings: PredictionSettings, axis: int) -> float:
         if settings.factor is not None:
@@ -56,9 +87,9 @@ class Predictor:
         return factor_of(volume.spacing, axis)
 
     def predict(self, volume: Volume, settings: PredictionSettings = PredictionSettings(),
-                slice_axis: int | None = None, progress: Callable[[int], None] | None = None) -> Volume:
-        """Super-resolve along the slice axis (largest spacing unless given); geometry follows exactly."""
-        axis = slice_axis_of(volume.spacing) if slice_axis is None else slice_axis
+                progress: Callable[[int], None] | None = None) -> Volume:
+        """Super-resolve along the slice axis (largest spacing unless set); geometry follows exactly."""
+        axis = slice_axis_of(volume.spacing) if settings.slice_axis is None else settings.slice_axis
         ratio = factor_of(volume.spacing, axis)
         if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
             raise IsrnetError(f"volume is already near-isotropic (slice spacing {volume.spacing[axis]:g} mm is "
@@ -67,21 +98,21 @@ class Predictor:
         if factor <= 1.0:
             raise IsrnetError(f"factor {factor:.3g} would not add slices")
         if volume.shape[axis] < 2:
-            raise IsrnetError(f"only {volume.shape[axis]} slice(s) along the slice axis; at least 2 are needed")
+            raise IsrnetError(f"only {volume.shape[axis]} slice(s) along the slice axis; at least 2 are needed "
+                              f"({MIN_SLICES} for training)")
         if self.trained_factors and factor > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
             warnings.warn(f"factor x{factor:.3g} is far above the largest factor this model was trained for "
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
         thickness = settings.slice_thickness or volume.slice_thickness or volume.spacing[axis]
         stack = slices_first(volume, axis)
-        source = stack.array.astype(np.float32)
-        normalised, offset, scale = normalise_percentiles(source)
+        normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
                                    settings.keep_input, settings.tta, progress)
-        output = output * scale + offset
+        output = inversion.intensities(output)
         if settings.keep_input:  # exact copies of the input where output and input slices coincide
             step = np.arange(output.shape[0]) / factor
             exact = np.flatnonzero(np.abs(step - np.round(step)) < 1e-6)
-            output[exact] = source[np.round(step[exact]).astype(int)]
+            output[exact] = stack.array.astype(np.float32)[np.round(step[exact]).astype(int)]
         return restore_axes(upsampled_volume(stack, output, factor), axis)
 
     def predict_array(self, array: np.ndarray, spacing: tuple[float, float, float],

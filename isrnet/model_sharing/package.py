@@ -10,9 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import re
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -22,14 +19,15 @@ from isrnet import __version__, paths
 from isrnet.datasets import DATASET_PATTERN, available_datasets
 from isrnet.errors import IsrnetError
 from isrnet.networks import build_network
+from isrnet.runs import Run
 from isrnet.model_sharing.provenance import run_provenance
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
-from isrnet.utilities.files import atomic_write_bytes, load_json, save_json
+from isrnet.utilities.files import atomic_folder, atomic_write_bytes, load_json, save_json
 
 ARCHIVE_FORMAT = "isrnet-model-1"
 REQUIRED_MEMBERS = ("manifest.json", "checkpoint_final.pth", "plans.json", "provenance.json")
 OPTIONAL_MEMBERS = ("progress.png",)
-RUN_PATTERN = re.compile(r"(video|mrft|ssft)(__\w+)?")  # an archive can name no other folder
+
 SLIM_KEYS = ("network", "state_dict", "stage", "dataset", "isrnet_version", "trained_factors", "iteration",
              "total_iterations", "best_psnr")
 
@@ -112,6 +110,15 @@ def export_model(run_folder: Path, destination: Path, extra: dict | None = None)
     return destination
 
 
+def _is_pipeline_run(name: str) -> bool:
+    """A run of a stage users train (an archive can name no other folder)."""
+    try:
+        Run.parse("", name, pipeline_only=True)
+        return True
+    except IsrnetError:
+        return False
+
+
 def _check_manifest(path: Path, manifest: object) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != ARCHIVE_FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
@@ -121,7 +128,7 @@ def _check_manifest(path: Path, manifest: object) -> dict:
         raise IsrnetError(f"{path}: the manifest lists no checksums; the archive is damaged")
     if not isinstance(manifest.get("dataset"), str) or not DATASET_PATTERN.match(manifest["dataset"]):
         raise IsrnetError(f"{path}: manifest names no valid dataset ({manifest.get('dataset')!r})")
-    if not isinstance(manifest.get("run"), str) or not RUN_PATTERN.fullmatch(manifest["run"]):
+    if not isinstance(manifest.get("run"), str) or not _is_pipeline_run(manifest["run"]):
         raise IsrnetError(f"{path}: manifest names no valid run ({manifest.get('run')!r}; expected e.g. ssft or "
                           f"ssft__tag)")
     return manifest
@@ -191,29 +198,15 @@ def install_model(path: Path, dataset: str | None = None, overwrite: bool = Fals
     target = paths.results_folder() / target_dataset / manifest["run"]
     if target.exists() and not overwrite:
         raise IsrnetError(f"{target} already exists; use --overwrite to replace it")
-    temporary = target.with_name(f".{target.name}.partial{os.getpid()}")
-    previous = target.with_name(f".{target.name}.replaced{os.getpid()}")
     try:
-        shutil.rmtree(temporary, ignore_errors=True)
-        temporary.mkdir(parents=True)
-        save_checkpoint(checkpoint, temporary / "checkpoint_final.pth")
-        save_json(plans, temporary / "plans.json")
-        provenance = json.loads(members["provenance.json"])
-        provenance["installed_from"] = {"archive": str(path.resolve()), "as": target_dataset}
-        save_json(provenance, temporary / "provenance.json")
-        if "progress.png" in members:
-            (temporary / "progress.png").write_bytes(members["progress.png"])
-        if target.exists():
-            os.replace(target, previous)
-        try:
-            os.replace(temporary, target)
-        except OSError:
-            if previous.exists():
-                os.replace(previous, target)
-            raise
+        with atomic_folder(target) as temporary:
+            save_checkpoint(checkpoint, temporary / "checkpoint_final.pth")
+            save_json(plans, temporary / "plans.json")
+            provenance = json.loads(members["provenance.json"])
+            provenance["installed_from"] = {"archive": str(path.resolve()), "as": target_dataset}
+            save_json(provenance, temporary / "provenance.json")
+            if "progress.png" in members:
+                atomic_write_bytes(members["progress.png"], temporary / "progress.png")
     except OSError as error:
         raise IsrnetError(f"could not install into {target} ({error.strerror or error}); nothing was changed") from None
-    finally:
-        shutil.rmtree(temporary, ignore_errors=True)
-        shutil.rmtree(previous, ignore_errors=True)
     return target

@@ -1,24 +1,47 @@
-"""Preprocessing: slice axis first, crop to foreground, normalise, save. Never resamples the slice axis.
+"""Preprocessing: the one path from a volume to the network's array, used by training and prediction alike.
 
-Each step is recorded in the case's properties so `restore` can invert it. Arrays are plain `.npy`
-(memory-mappable, no codec dependency); properties are JSON.
+`prepare_volume` (volume + slice axis + normalisation [+ crop box] -> slices-first normalised array and an
+`Inversion`) is what `isr_preprocess` saves for training and what `isr_predict` feeds the network; `restore`
+inverts it exactly. The slice axis is never resampled. Arrays are plain `.npy` (memory-mappable, no codec
+dependency); properties are JSON. The per-case decisions (thickness, profile, factor) stay in plans.json and
+are joined to the arrays when training loads them, so `isr_train --set cases.NAME.slice_profile=rect` works.
 """
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from isrnet import paths
+from isrnet.datasets import raw_dataset_folder
 from isrnet.errors import IsrnetError
-from isrnet.imageio import read_volumes
+from isrnet.imageio import Volume, read_volumes
+from isrnet.imageio.geometry import transpose_for
 from isrnet.imageio.video import read_clip
+from isrnet.intensity import DEFAULT_NORMALIZATION, normalisation_range, normalise
 from isrnet.utilities.files import load_json, save_array, save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
 
 IN_PLANE_MARGIN = 4  # voxels kept around the foreground box in-plane (context for the network)
 DONE_FILE = "preprocessing_done.json"
+CASE_DECISIONS = ("slice_thickness", "slice_profile", "factor")  # read from the plans at training time
+
+
+@dataclass
+class Inversion:
+    """What `restore` needs to map a prepared array back onto the original volume."""
+    transpose_backward: list[int]
+    offset: float
+    scale: float
+    original_shape: list[int]
+    crop_box: list[list[int]]
+    background: float
+
+    def intensities(self, array: np.ndarray) -> np.ndarray:
+        """Normalised values back to the volume's intensities."""
+        return array * self.scale + self.offset
 
 
 def crop_box(box: list[list[int]], shape: list[int], slice_axis: int | None) -> list[list[int]]:
@@ -32,55 +55,61 @@ def crop_box(box: list[list[int]], shape: list[int], slice_axis: int | None) -> 
     return out
 
 
-def normalise(array: np.ndarray, low: float, high: float) -> tuple[np.ndarray, float, float]:
-    """(array - low) / (high - low): robust range to about [0, 1], no clipping (so it inverts exactly)."""
-    scale = high - low if high > low else 1.0
-    return ((array.astype(np.float32) - low) / scale).astype(np.float32), float(low), float(scale)
+def prepare_volume(volume: Volume, slice_axis: int | None, normalization: str = DEFAULT_NORMALIZATION,
+                   box: list[list[int]] | None = None) -> tuple[np.ndarray, Inversion]:
+    """Crop (to `box`, default: nothing), move `slice_axis` first (None: keep the axis order) and normalise with
+    the robust range of the whole volume. Returns (float32 array, its inversion)."""
+    source = volume.array.astype(np.float32)
+    low, high = normalisation_range(source, normalization)
+    box = box or [[0, size] for size in source.shape]
+    cropped = source[tuple(slice(a, b) for a, b in box)]
+    forward = transpose_for(slice_axis)[0] if slice_axis is not None else [0, 1, 2]
+    array, offset, scale = normalise(np.transpose(cropped, forward), low, high)
+    inversion = Inversion([int(i) for i in np.argsort(forward)], offset, scale, list(source.shape), box,
+                          float(source.min()))
+    return array, inversion
 
 
-def normalise_percentiles(array: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """`normalise` with the array's own 0.5th and 99.5th percentiles (as the fingerprint records them)."""
-    low, high = np.percentile(array, [0.5, 99.5])
-    return normalise(array, float(low), float(high))
-
-
-def preprocess_volume_case(case: str, fingerprint_case: dict, case_plan: dict, kind: str) -> tuple[np.ndarray, dict]:
-    """Preprocess one 3D volume; returns (array, properties)."""
-    volume = read_volumes(fingerprint_case["file"])[fingerprint_case["volume_index"]]
-    slice_axis = case_plan["slice_axis"] if kind == "target" else None
-    box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
-    cropped = volume.array[tuple(slice(a, b) for a, b in box)]
-    forward = case_plan["transpose_forward"] if kind == "target" else [0, 1, 2]  # hr_mr: any axis is used
-    stats = fingerprint_case["intensity"]
-    array, offset, scale = normalise(np.transpose(cropped, forward), stats["p00_5"], stats["p99_5"])
-    properties = {"case": case, "kind": kind, "original_shape": list(volume.shape), "crop_box": box,
-                  "transpose_forward": forward, "transpose_backward": [int(i) for i in np.argsort(forward)],
-                  "spacing": [volume.spacing[a] for a in forward], "offset": offset, "scale": scale,
-                  "background": stats["min"], "origin": volume.origin.tolist(),
-                  "direction": volume.direction.tolist()}
-    for key in ("slice_thickness", "factor", "slice_profile"):
-        if key in case_plan:
-            properties[key] = case_plan[key]
-    return array, properties
-
-
-def restore(array: np.ndarray, properties: dict) -> np.ndarray:
-    """Invert preprocessing: intensity scale, axis order and crop (outside the crop: background)."""
-    values = array.astype(np.float32) * properties["scale"] + properties["offset"]
-    values = np.transpose(values, properties["transpose_backward"])
-    full = np.full(properties["original_shape"], properties["background"], dtype=np.float32)
-    full[tuple(slice(a, b) for a, b in properties["crop_box"])] = values
+def restore(array: np.ndarray, inversion: Inversion | dict) -> np.ndarray:
+    """Invert `prepare_volume`: intensities, axis order and crop (outside the crop: the volume's minimum)."""
+    if isinstance(inversion, dict):
+        inversion = Inversion(**{key: inversion[key] for key in Inversion.__dataclass_fields__})
+    values = np.transpose(inversion.intensities(array.astype(np.float32)), inversion.transpose_backward)
+    full = np.full(inversion.original_shape, inversion.background, dtype=np.float32)
+    full[tuple(slice(a, b) for a, b in inversion.crop_box)] = values
     return full
 
 
-def _preprocess_one(item: tuple, output: Path) -> str:
-    case, fingerprint_case, case_plan, kind = item
-    if kind == "video":
-        frames = read_clip(fingerprint_case["file"])
+def raw_file(dataset: str, fingerprint_case: dict) -> Path:
+    """The raw image of a fingerprint entry (stored relative to the raw dataset folder, so it may move)."""
+    path = raw_dataset_folder(dataset) / fingerprint_case["file"]
+    if not path.exists():
+        raise IsrnetError(f"{path} (named by the fingerprint) does not exist; run isr_plan_and_preprocess -d "
+                          f"{dataset} again")
+    return path
+
+
+def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plans: dict) -> tuple[np.ndarray, dict]:
+    """Preprocess one 3D volume of a target (slice axis first) or hr_mr (axes kept) dataset."""
+    volume = read_volumes(raw_file(dataset, fingerprint_case))[fingerprint_case["volume_index"]]
+    slice_axis = plans["cases"][case]["slice_axis"] if plans["kind"] == "target" else None
+    box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
+    array, inversion = prepare_volume(volume, slice_axis, plans["normalization"], box)
+    forward = transpose_for(slice_axis)[0] if slice_axis is not None else [0, 1, 2]
+    properties = {"case": case, "kind": plans["kind"], "slice_axis": slice_axis,
+                  "normalization": plans["normalization"], "spacing": [volume.spacing[a] for a in forward],
+                  "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion)}
+    return array, properties
+
+
+def _preprocess_one(item: tuple, dataset: str, plans: dict, output: Path) -> str:
+    case, fingerprint_case = item
+    if plans["kind"] == "video":
+        frames = read_clip(raw_file(dataset, fingerprint_case))
         array = np.round(frames * 255).astype(np.uint8)
-        properties = {"case": case, "kind": kind, "frames": int(array.shape[0]), "dtype": "uint8"}
+        properties = {"case": case, "kind": "video", "frames": int(array.shape[0]), "dtype": "uint8"}
     else:
-        array, properties = preprocess_volume_case(case, fingerprint_case, case_plan, kind)
+        array, properties = preprocess_volume_case(dataset, case, fingerprint_case, plans)
     save_array(array, output / "data" / f"{case}.npy")
     save_json(properties, output / "properties" / f"{case}.json")
     return case
@@ -90,9 +119,9 @@ def preprocess_dataset(dataset: str, fingerprint: dict, plans: dict, workers: in
     """Preprocess every non-skipped case; returns the dataset's preprocessed folder."""
     output = paths.preprocessed_folder() / dataset
     (output / DONE_FILE).unlink(missing_ok=True)
-    items = [(case, fingerprint["cases"][case], plan, plans["kind"])
-             for case, plan in plans["cases"].items() if not plan["skip"]]
-    results = map_cases(partial(_preprocess_one, output=output), items, workers, f"preprocess {dataset}")
+    items = [(case, fingerprint["cases"][case]) for case, plan in plans["cases"].items() if not plan["skip"]]
+    results = map_cases(partial(_preprocess_one, dataset=dataset, plans=plans, output=output), items, workers,
+                        f"preprocess {dataset}")
     raise_collected(results, "preprocessing")
     save_json({"cases": [r for r in results], "plans_dataset": plans["dataset"]}, output / DONE_FILE)
     return output
@@ -104,3 +133,32 @@ def preprocessed_cases(dataset: str) -> list[str]:
     if not done.is_file():
         raise IsrnetError(f"dataset {dataset} is not preprocessed; run: isr_plan_and_preprocess -d {dataset}")
     return list(load_json(done)["cases"])
+
+
+def load_training_cases(dataset: str, plans: dict) -> list[tuple[np.ndarray, dict]]:
+    """(memory-mapped array, properties + the plan's per-case decisions) of every preprocessed case.
+
+    Preprocessing decisions (which cases, slice axis, normalisation) must match the plans; per-case
+    decisions that only the sampler uses (thickness, profile, factor) are taken from the plans as they are now.
+    """
+    folder = paths.preprocessed_folder() / dataset
+    cases = []
+    for case in preprocessed_cases(dataset):
+        plan = plans["cases"].get(case)
+        properties = load_json(folder / "properties" / f"{case}.json")
+        if plan is None:
+            raise IsrnetError(f"case {case} was preprocessed but the plans lack it; run: "
+                              f"isr_plan_and_preprocess -d {dataset}")
+        if plan.get("skip"):  # skipped since preprocessing (e.g. isr_train --set cases.NAME.skip=true)
+            continue
+        for key in ("slice_axis", "normalization"):
+            planned = plans.get(key, plan.get(key))
+            if key in properties and properties[key] != planned and (key != "slice_axis" or plans["kind"] == "target"):
+                raise IsrnetError(f"case {case} was preprocessed with {key} {properties[key]!r}, the plans say "
+                                  f"{planned!r}; preprocess again: isr_plan_and_preprocess -d {dataset} (and give "
+                                  f"the change there with --set)")
+        properties.update({key: plan[key] for key in CASE_DECISIONS if key in plan})
+        cases.append((np.load(folder / "data" / f"{case}.npy", mmap_mode="r"), properties))
+    if not cases:
+        raise IsrnetError(f"dataset {dataset}: the plans skip every preprocessed case; nothing to train on")
+    return cases

@@ -9,12 +9,18 @@ import json
 from pathlib import Path
 
 FOLDER = Path(__file__).resolve().parent
+SHIPPED_STAGES = ("mrft", "video")  # in the order a model-less prediction prefers them
 
 
 def shipped_weights(stage: str) -> Path | None:
     """The shipped checkpoint of `stage`, or None when this installation has none."""
     path = FOLDER / f"{stage}.pth"
     return path if path.is_file() else None
+
+
+def shipped_stage_of(path: Path) -> str | None:
+    """'mrft' when `path` is the shipped mrft checkpoint (etc.), else None."""
+    return next((stage for stage in SHIPPED_STAGES if shipped_weights(stage) == Path(path).resolve()), None)
 
 
 def describe_shipped(stage: str) -> str:

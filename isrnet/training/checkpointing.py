@@ -1,26 +1,21 @@
 """Checkpoints: saved atomically (temporary file + rename), so a kill or a full disk never corrupts one."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from isrnet.errors import IsrnetError
+from isrnet.utilities.files import atomic_file
 
 
 def save_checkpoint(content: dict[str, Any], path: Path) -> None:
     """torch.save to a temporary name, fsync, rename; on failure the previous file stays as it was."""
-    temporary = path.with_name(f".{path.name}.partial{os.getpid()}")
     try:
-        with open(temporary, "wb") as handle:
+        with atomic_file(path) as handle:
             torch.save(content, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
     except (OSError, RuntimeError) as error:  # torch reports a failed write (e.g. disk full) as RuntimeError
-        temporary.unlink(missing_ok=True)
         reason = (error.strerror or str(error)) if isinstance(error, OSError) else \
             f"writing failed, is the disk full? {str(error).strip().splitlines()[-1][:160]}"
         raise IsrnetError(f"could not save checkpoint {path} ({reason}); "

@@ -19,6 +19,7 @@ class TrainingConfig:
     budget_minutes: float
     iterations: int | None = None  # fixed count; None = derived once from the budget
     weight_decay: float = 0.0
+    loss: str = "l1"  # see training/losses.py
     seed: int = 12345
     device: str = "cpu"
     workers: int = 1  # background sampling processes (0 = in the main process)
@@ -35,6 +36,9 @@ class TrainingConfig:
     def run_name(self) -> str:
         return self.stage if not self.tag else f"{self.stage}__{self.tag}"
 
+    def option_names(self) -> set[str]:
+        return {f.name for f in fields(self)}
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -45,8 +49,8 @@ class TrainingConfig:
         values = {"stage": stage, "dataset": plans["dataset"], "network": plans["network"],
                   "sampler": dict(plans["sampler"]), "patch_size": training["patch_size"],
                   "batch_size": training["batch_size"], "lr": training["lr"],
-                  "budget_minutes": training["budget_minutes"], "weight_decay": training.get("weight_decay", 0.0),
-                  "seed": training.get("seed", 12345), "validation_every": training.get("validation_every", 50)}
+                  "budget_minutes": training["budget_minutes"], "weight_decay": training["weight_decay"],
+                  "loss": training["loss"], "seed": training["seed"], "validation_every": training["validation_every"]}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:

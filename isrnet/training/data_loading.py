@@ -6,7 +6,7 @@ same with 0, 1 or n workers and after a resume: worker w of n produces iteration
 """
 from __future__ import annotations
 
-from typing import Iterator, Protocol
+from typing import Iterator
 
 import numpy as np
 from batchgenerators.dataloading.data_loader import DataLoader
@@ -14,11 +14,7 @@ from batchgenerators.dataloading.multi_threaded_augmenter import MultiThreadedAu
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
 
 from isrnet.errors import IsrnetError
-from isrnet.training.samplers.base import Batch
-
-
-class PairSampler(Protocol):
-    def sample(self, rng: np.random.Generator, batch_size: int, patch: int) -> Batch: ...
+from isrnet.training.samplers.base import Batch, PairSampler
 
 
 def batch_rng(seed: int, iteration: int, rank: int = 0, stream: int = 0) -> np.random.Generator:

@@ -1,21 +1,20 @@
 """Which weights a stage starts from: -init, the previous stage's result, the shipped weights, or scratch.
 
-ssft: -init > mrft result of the plan's stage-2 dataset > shipped mrft weights > error naming the options.
-mrft: -init > video result of the plan's stage-1 dataset > shipped video weights > scratch (with a notice).
-video: -init > scratch. `--from-scratch` always starts from random weights.
+The stage table (`isrnet/stages.py`) says which stage comes before which and what happens when nothing of
+it exists. ssft: -init > mrft result of the plan's stage-2 dataset > shipped mrft weights > error naming the
+options. mrft: -init > video result of the plan's stage-1 dataset > shipped video weights > scratch (with a
+notice). video: -init > scratch. `--from-scratch` always starts from random weights.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-from isrnet import paths
-from isrnet.datasets import DATASET_PATTERN
 from isrnet.errors import IsrnetError
-from isrnet.pretrained import describe_shipped, shipped_weights
+from isrnet.pretrained import describe_shipped, shipped_stage_of, shipped_weights
+from isrnet.runs import finished_stage_run
+from isrnet.stages import STAGES
 from isrnet.training.checkpointing import check_compatible, load_checkpoint
-
-PREVIOUS_STAGE = {"ssft": "mrft", "mrft": "video"}
 
 
 @dataclass
@@ -25,26 +24,12 @@ class Initialisation:
     path: str | None = None
 
 
-def stage_result(dataset_number: int, stage: str) -> Path | None:
-    """checkpoint_final.pth of `stage` (untagged) for the dataset with this number, if trained."""
-    root = paths.results_folder()
-    if not root.is_dir():
-        return None
-    for folder in sorted(root.iterdir()):
-        match = DATASET_PATTERN.match(folder.name)
-        if match and int(match.group(1)) == int(dataset_number):
-            candidate = folder / stage / "checkpoint_final.pth"
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def stage_weights(stage: str, dataset_number: int) -> tuple[Path, str] | None:
     """(weights, description) a later stage builds on: the local result of `stage` on its dataset, else the
     weights shipped with isrnet, else None."""
-    result = stage_result(dataset_number, stage)
-    if result is not None:
-        return result, f"{stage} result of dataset {int(dataset_number):03d}"
+    run = finished_stage_run(dataset_number, stage)
+    if run is not None:
+        return run.final, f"{stage} result of dataset {int(dataset_number):03d}"
     shipped = shipped_weights(stage)
     if shipped is not None:
         return shipped, describe_shipped(stage)
@@ -63,9 +48,9 @@ def resolve_initialisation(stage: str, network: dict, stage_datasets: dict, init
         return Initialisation(None, "from scratch (--from-scratch): random weights, output starts as cubic")
     if init:
         path = Path(init).resolve()  # recorded absolute: provenance finds it from any folder
-        shipped = next((stage for stage in PREVIOUS_STAGE.values() if shipped_weights(stage) == path), None)
+        shipped = shipped_stage_of(path)
         return _from_file(path, network, f"-init {describe_shipped(shipped)}" if shipped else f"-init {path}")
-    previous = PREVIOUS_STAGE.get(stage)
+    previous = STAGES[stage].previous
     if previous is None:
         return Initialisation(None, "from scratch (first stage)")
     found = stage_weights(previous, stage_datasets[previous])
@@ -80,7 +65,7 @@ def resolve_initialisation(stage: str, network: dict, stage_datasets: dict, init
             return Initialisation(checkpoint["state_dict"], description, str(weights))
         except IsrnetError:  # a plan with a customised network: the shipped weights cannot seed it
             shipped_note = f"the shipped {previous} weights do not fit this plan's customised network"
-    if stage == "mrft":
+    if STAGES[stage].without_previous == "scratch":
         return Initialisation(None, f"from scratch: no {previous} result of dataset {stage_datasets[previous]:03d} "
                                     f"and {shipped_note}")
     raise IsrnetError(f"nothing to initialise {stage} from: no {previous} result of dataset "

@@ -5,17 +5,16 @@ progress.png, training_log.txt, debug.json (resolved config, init weights, itera
 """
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
-from tqdm import tqdm
 
 from isrnet import __version__
 from isrnet.errors import IsrnetError
+from isrnet.evaluation.metrics import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
@@ -23,8 +22,11 @@ from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
 from isrnet.training.initialization import Initialisation
+from isrnet.runs import DEBUG_FILE, RunRecord
+from isrnet.training.losses import loss_function
 from isrnet.training.progress_plot import plot_progress
-from isrnet.utilities.files import load_json, save_json
+from isrnet.utilities.files import save_json
+from isrnet.utilities.progress import progress, write
 from isrnet.utilities.provenance import command_line, git_commit, machine
 
 WARMUP_ITERATIONS = 6  # run at the start; all but the first are timed to turn the budget into an iteration count
@@ -32,9 +34,9 @@ SAVE_RESERVE_SECONDS = 5.0
 BUDGET_SAFETY = 0.95  # iterations slow down a little after the warm-up (checkpoints, caches): keep a margin
 
 
-def psnr(prediction: torch.Tensor, target: torch.Tensor, data_range: float = 1.0) -> float:
-    mse = float(torch.mean((prediction.float() - target.float()) ** 2))
-    return float("inf") if mse == 0 else 10.0 * math.log10(data_range ** 2 / mse)
+def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR of normalised slices (data range 1)."""
+    return psnr_from_mse(float(torch.mean((prediction.float() - target.float()) ** 2)))
 
 
 def poly_lr(base: float, iteration: int, total: int) -> float:
@@ -56,6 +58,7 @@ class Trainer:
         torch.manual_seed(config.seed)  # random initial weights depend on the seed only, not on earlier use of torch
         self.network = build_network(config.network).to(self.device)
         self.optimizer = torch.optim.Adam(self.network.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.loss = loss_function(config.loss)
         self.history: dict = {"loss": [], "validation": []}
         self.iteration, self.total = 0, config.iterations
         self.best_psnr = -float("inf")
@@ -63,7 +66,7 @@ class Trainer:
     # ---- set-up -----------------------------------------------------------------------------------------
     def _log(self, message: str) -> None:
         if self.distributed.is_main:
-            tqdm.write(message)
+            write(message)
             with open(self.output / "training_log.txt", "a") as handle:
                 handle.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}\n")
 
@@ -92,13 +95,11 @@ class Trainer:
         if self.config.iterations is not None and self.config.iterations < self.iteration:
             raise IsrnetError(f"--iterations {self.config.iterations} is below the {self.iteration} already done")
         self.total = self.config.iterations if self.config.iterations is not None else recorded
-        debug = self.output / "debug.json"
+        debug = self.output / DEBUG_FILE
         if debug.is_file():
-            before = load_json(debug)
-            self.initialisation = Initialisation(None, before.get("initial_weights", "unknown"),
-                                                 before.get("initial_weights_path"))
-            self.earlier_commands = before.get("earlier_commands", []) + [
-                {key: before.get(key) for key in ("command", "started", "seconds_this_command", "git_commit")}]
+            before = RunRecord.load(debug)
+            self.initialisation = Initialisation(None, before.initial_weights or "unknown", before.initial_weights_path)
+            self.earlier_commands = before.earlier_commands + [before.continued()]
         self._log(f"resuming at iteration {self.iteration} of {self.total}")
 
     # ---- training ---------------------------------------------------------------------------------------
@@ -111,7 +112,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = poly_lr(self.config.lr, self.iteration, self.total or 1)
         self.optimizer.zero_grad(set_to_none=True)
-        loss = torch.nn.functional.l1_loss(model(context, positions, conditioning), targets)
+        loss = self.loss(model(context, positions, conditioning), targets)
         if not torch.isfinite(loss):
             raise IsrnetError(f"loss became {float(loss)} at iteration {self.iteration}; lower --lr")
         loss.backward()
@@ -161,13 +162,13 @@ class Trainer:
 
     def _write_debug(self, seconds: float) -> None:
         if self.distributed.is_main:
-            save_json({"config": self.config.to_dict(), "initial_weights": self.initialisation.description,
-                       "initial_weights_path": self.initialisation.path, "iterations": self.total,
-                       "iterations_done": self.iteration, "world_size": self.distributed.world_size,
-                       "seconds_this_command": round(seconds, 1),
-                       "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
-                       **self.provenance, "earlier_commands": self.earlier_commands, "isrnet_version": __version__,
-                       "torch_version": torch.__version__}, self.output / "debug.json")
+            RunRecord(config=self.config.to_dict(), initial_weights=self.initialisation.description,
+                      initial_weights_path=self.initialisation.path, iterations=self.total,
+                      iterations_done=self.iteration, world_size=self.distributed.world_size,
+                      seconds_this_command=round(seconds, 1),
+                      started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
+                      **self.provenance, earlier_commands=self.earlier_commands, isrnet_version=__version__,
+                      torch_version=torch.__version__).save(self.output / DEBUG_FILE)
 
     def run(self) -> dict:
         """Train until the fixed iteration count; returns the last validation result."""
@@ -208,8 +209,8 @@ class Trainer:
         config = self.config
         last_save = time.time()
         # `with`: the bar is closed on errors too, so an error message starts on a line of its own
-        with tqdm(total=self.total, initial=self.iteration, desc=config.run_name, unit="it",
-                  disable=not self.distributed.is_main, dynamic_ncols=True) as bar:
+        with progress(total=self.total, initial=self.iteration, desc=config.run_name, unit="it",
+                      disable=not self.distributed.is_main) as bar:
             while self.iteration < self.total:
                 loss = self._train_step(model, next(stream))
                 self.history["loss"].append(loss)

@@ -4,9 +4,8 @@ from __future__ import annotations
 from concurrent.futures import ProcessPoolExecutor
 from typing import Callable, Iterable, TypeVar
 
-from tqdm import tqdm
-
 from isrnet.errors import IsrnetError
+from isrnet.utilities.progress import progress
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -24,8 +23,7 @@ def map_cases(function: Callable[[T], R], items: Iterable[T], workers: int, desc
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 yield from pool.map(_guarded, [function] * len(items), items)
 
-    return list(tqdm(guarded_results(), total=len(items), desc=description, unit="case", leave=False,
-                     disable=None))
+    return list(progress(guarded_results(), total=len(items), desc=description, unit="case", leave=False))
 
 
 def _guarded(function, item):

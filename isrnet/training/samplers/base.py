@@ -7,6 +7,7 @@ context slices, positions and target slices, using the one slice-profile simulat
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -24,6 +25,11 @@ class Batch:
     def as_dict(self) -> dict[str, np.ndarray]:
         return {"context": self.context, "positions": self.positions, "targets": self.targets,
                 "conditioning": self.conditioning}
+
+
+class PairSampler(Protocol):
+    """What the trainer asks of a stage: a batch of pairs, a pure function of the random generator."""
+    def sample(self, rng: np.random.Generator, batch_size: int, patch: int) -> Batch: ...
 
 
 def block_length(step: float, thickness_voxels: float, profile: str, context: int) -> int:
@@ -114,8 +120,3 @@ def split_window(length: int, size: int, rng: np.random.Generator, fraction: flo
         return random_window(length, size, rng)
     start = int(rng.choice(starts))
     return slice(start, start + size)
-
-
-def mostly_foreground(block: np.ndarray, level: float = 0.1, share: float = 0.2) -> bool:
-    """At least `share` of the voxels above `level` (normalised intensity): a patch worth learning from."""
-    return float(np.mean(block > level)) >= share

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, mostly_foreground, pad_to,
+from isrnet.intensity import mostly_foreground
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to,
                                            random_window, split_window, stack_samples)
 
 FOREGROUND_TRIES = 5  # redraw a patch that is mostly background up to this many times

@@ -8,13 +8,20 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
 - 'slices': every second or third real slice is removed and predicted from the rest (test-time images,
   but twice the gap and thick targets).
 - 'both': each sample is drawn from one of the two at random (half each).
+
+The slice profile ('gaussian' or 'rect') and thickness come from each case's plan (preprocessed properties),
+so a case planned with `cases.NAME.slice_profile=rect` is simulated with a rect profile.
 """
 from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
 
-from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, mostly_foreground, pad_to,
+from isrnet.degradation import ACQUISITION_PROFILES
+from isrnet.errors import IsrnetError
+from isrnet.imageio.geometry import MIN_SLICES
+from isrnet.intensity import mostly_foreground
+from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to,
                                            random_window, split_window, stack_samples)
 from isrnet.training.samplers.mrft import FOREGROUND_TRIES
 
@@ -25,12 +32,20 @@ class SsftSampler:
     """Pairs from slices-first normalised volumes; `cases` holds (array [Z, Y, X], properties) per case."""
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
-                 targets: int = 3, split: str = "train", validation_fraction: float = 0.1,
-                 profile: str = "gaussian") -> None:
+                 targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1) -> None:
         if pairs not in PAIR_MODES:
-            raise ValueError(f"unknown ssft pairs '{pairs}'; use one of {', '.join(PAIR_MODES)}")
-        self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets
-        self.split, self.fraction, self.profile = split, validation_fraction, profile
+            raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
+                              f"{', '.join(PAIR_MODES)}")
+        for array, properties in cases:
+            if array.shape[0] < MIN_SLICES:
+                raise IsrnetError(f"case {properties['case']}: {array.shape[0]} slices are too few to train on "
+                                  f"(>= {MIN_SLICES}); rerun isr_plan_and_preprocess")
+            profile = properties.get("slice_profile", "gaussian")
+            if profile not in ACQUISITION_PROFILES:
+                raise IsrnetError(f"case {properties['case']}: slice profile '{profile}' is unknown (plans key "
+                                  f"cases.{properties['case']}.slice_profile); use {' or '.join(ACQUISITION_PROFILES)}")
+        self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets_per_sample
+        self.split, self.fraction = split, validation_fraction
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
@@ -46,11 +61,12 @@ class SsftSampler:
     def _inplane(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
         s, dy, dx = properties["spacing"]
         thickness = properties.get("slice_thickness") or s
+        profile = properties.get("slice_profile", "gaussian")
         axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
         step, thickness_voxels = s / d_axis, thickness / d_axis
         moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
-        length = block_length(step, thickness_voxels, self.profile, self.context)
+        length = block_length(step, thickness_voxels, profile, self.context)
         z_needed = int(np.ceil(patch * d_other / s)) + 3
         for _ in range(FOREGROUND_TRIES):
             block = moved[split_window(moved.shape[0], length, rng, self.fraction, self.split),
@@ -59,7 +75,7 @@ class SsftSampler:
             if mostly_foreground(block):
                 break
         block = pad_to(np.asarray(block, dtype=np.float32), (length, 4, patch))
-        context, positions, truth = cut_pair(block, step, thickness_voxels, self.profile, self.context,
+        context, positions, truth = cut_pair(block, step, thickness_voxels, profile, self.context,
                                              self.targets, rng)
         zoom = s / d_other
         context, truth = _square_pixels(context, zoom), _square_pixels(truth, zoom)

@@ -1,0 +1,53 @@
+"""The stage table: what each training stage is, in one place. Adding a stage touches this table only
+(plus a sampler under `training/samplers/` if it needs a new kind of pairs).
+
+    stage("ssft").previous        -> 'mrft'  (the stage whose weights it starts from)
+    stage_for_kind("hr_mr").name  -> 'mrft'  (what the planner plans a dataset of that kind for)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from isrnet.errors import IsrnetError
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    dataset_kind: str  # the kind of raw dataset it trains on (dataset.json "kind")
+    previous: str | None  # the stage whose result (or shipped weights) it starts from; None: random weights
+    without_previous: str  # when nothing of `previous` exists: 'scratch' (with a notice) or 'error'
+    sampler_defaults: dict = field(default_factory=dict)  # plans["sampler"]; "name" picks the sampler
+    budget_minutes: dict = field(default_factory=dict)  # default wall-clock budget per device
+    factor_range_key: str | None = None  # sampler key holding the trained factor range; None: the plan's cases
+    pipeline: bool = True  # False: the benchmark's supervised upper bound (not something users train)
+
+
+STAGES: dict[str, Stage] = {s.name: s for s in (
+    Stage("video", "video", None, "scratch",
+          {"name": "video", "frame_step_range": [2, 8], "uneven_steps": True, "targets_per_sample": 3},
+          {"cpu": 30.0, "cuda": 60.0}, "frame_step_range"),
+    Stage("mrft", "hr_mr", "video", "scratch",
+          {"name": "mrft", "factor_range": [2.0, 8.0], "thickness_ratio_range": [0.0, 1.5],
+           "profiles": ["gaussian", "rect"], "targets_per_sample": 3, "intensity_augmentation": True},
+          {"cpu": 30.0, "cuda": 30.0}, "factor_range"),
+    Stage("ssft", "target", "mrft", "error",
+          {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1},
+          {"cpu": 8.0, "cuda": 8.0}),
+    Stage("supervised", "target", "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
+          "factor_range", pipeline=False),
+)}
+
+PIPELINE: tuple[str, ...] = tuple(name for name, s in STAGES.items() if s.pipeline)  # in training order
+
+
+def stage(name: str) -> Stage:
+    """The stage called `name`; an unknown name is an error listing the stages users train."""
+    if name not in STAGES or not STAGES[name].pipeline:
+        raise IsrnetError(f"unknown stage '{name}'; valid stages: {', '.join(PIPELINE)}")
+    return STAGES[name]
+
+
+def stage_for_kind(kind: str) -> Stage:
+    """The pipeline stage that trains on datasets of `kind`."""
+    return next(s for s in STAGES.values() if s.pipeline and s.dataset_kind == kind)

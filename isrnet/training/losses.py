@@ -1,0 +1,19 @@
+"""Training losses by name (plans key `training.loss`)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from isrnet.errors import IsrnetError
+
+# l1: mean absolute error, the default (sharper than l2 for image restoration); l2: mean squared error (what
+# PSNR measures). Names only here, so that the planner can check a choice without importing torch.
+LOSS_NAMES = ("l1", "l2")
+
+
+def loss_function(name: str) -> Callable:
+    """The torch loss called `name`: (prediction, target) -> scalar tensor."""
+    from torch.nn import functional
+    losses = {"l1": functional.l1_loss, "l2": functional.mse_loss}
+    if name not in losses:
+        raise IsrnetError(f"unknown loss '{name}' (plans key training.loss); use one of {', '.join(LOSS_NAMES)}")
+    return losses[name]

@@ -1,0 +1,107 @@
+"""The training entry point: `run_training(dataset, stage, options) -> Run` (what `isr_train` calls).
+
+    from isrnet.training import TrainingOptions, run_training
+    run = run_training("001", "ssft", TrainingOptions(iterations=200, tag="short"))
+    run.final  # $isrnet_results/Dataset001_DemoBrain/ssft__short/checkpoint_final.pth
+
+`train_run` is the one place that assembles a Trainer; the benchmark's supervised upper bound uses it too,
+with samplers over the references instead of the preprocessed dataset.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from isrnet.datasets import resolve_dataset
+from isrnet.errors import IsrnetError
+from isrnet.experiment_planning.plans_file import load_plans, set_dotted
+from isrnet.preprocessing.preprocessor import load_training_cases
+from isrnet.runs import Run
+from isrnet.stages import STAGES, Stage, stage as stage_named
+from isrnet.training.config import TrainingConfig
+from isrnet.training.samplers.base import PairSampler
+from isrnet.training.distributed import init_distributed, shutdown_distributed
+from isrnet.training.initialization import Initialisation, resolve_initialisation
+from isrnet.training.samplers import build_samplers
+from isrnet.training.trainer import Trainer
+from isrnet.utilities.device import resolve_device
+
+
+@dataclass
+class TrainingOptions:
+    """What a caller may set for one run; None keeps the plans' value (see TrainingConfig for the meaning)."""
+    iterations: int | None = None  # fixed count (reproducible); None: derived from the budget
+    budget_minutes: float | None = None  # wall-clock cap of the whole call
+    lr: float | None = None
+    batch_size: int | None = None
+    patch_size: int | None = None
+    device: str | None = None  # None: the plans' device
+    seed: int | None = None
+    workers: int | None = None  # background sampling processes (0: none)
+    init: str | None = None  # start from these weights
+    from_scratch: bool = False
+    tag: str | None = None  # run folder <stage>__<tag>
+    continue_training: bool = False  # resume from checkpoint_latest.pth (with iterations: extend to that)
+    validation_batches: int | None = None
+    checkpoint_every_seconds: float | None = None
+    plans_overrides: dict[str, Any] = field(default_factory=dict)  # dotted plans keys, as `--set`
+    command: str | None = None  # recorded as provenance (default: this process's command line)
+    started: float | None = None  # when the command started: the budget counts from here (default: now)
+
+    def config_overrides(self) -> dict[str, Any]:
+        skip = ("plans_overrides", "command", "started")
+        return {key: value for key, value in asdict(self).items() if key not in skip}
+
+
+def trained_factor_range(stage: Stage, plans: dict, sampler: dict) -> list[float]:
+    """The upsampling factors a run trains for (stored in checkpoints; prediction warns far beyond them)."""
+    if stage.factor_range_key:
+        return [float(v) for v in sampler[stage.factor_range_key]]
+    factors = [c["factor"] for c in plans["cases"].values() if not c.get("skip")]
+    largest = max(factors) * (3 if sampler.get("pairs", "inplane") != "inplane" else 1)
+    return [float(min(factors)), float(largest)]
+
+
+def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, PairSampler], plans: dict,
+              initialisation: Initialisation, command: str | None = None, started: float | None = None) -> Run:
+    """Train `run` (one process, or every rank under torchrun) and return it."""
+    if run.finished and not config.continue_training:
+        raise IsrnetError(f"{run.folder} already holds a finished run; use --c --iterations N to extend it, "
+                          f"or --tag NAME for a new variant")
+    distributed = init_distributed(config.device)
+    try:
+        Trainer(config, samplers[0], samplers[1], run.folder, plans, initialisation, distributed, started,
+                command).run()
+    finally:
+        shutdown_distributed(distributed)
+    return run
+
+
+def run_training(dataset: str | int, stage: str, options: TrainingOptions | None = None) -> Run:
+    """Train `stage` on a planned and preprocessed dataset; returns the finished run."""
+    options = options or TrainingOptions()
+    started = options.started or time.time()
+    chosen = stage_named(stage)
+    if options.init and options.from_scratch:
+        raise IsrnetError("-init and --from-scratch exclude each other")
+    dataset = resolve_dataset(dataset)
+    plans = load_plans(dataset)
+    for key, value in options.plans_overrides.items():
+        set_dotted(plans, key, value)
+    if plans["kind"] != chosen.dataset_kind:
+        raise IsrnetError(f"stage {stage} trains on a dataset of kind '{chosen.dataset_kind}', but {dataset} "
+                          f"is of kind '{plans['kind']}'")
+    overrides = options.config_overrides()
+    overrides["device"] = resolve_device(options.device or plans.get("device", "cpu"))
+    config = TrainingConfig.from_plans(plans, stage, overrides)
+    config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
+    run = Run(dataset, stage, options.tag)
+    if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
+        initialisation = Initialisation(None, "resumed from checkpoint_latest.pth")
+    else:
+        initialisation = resolve_initialisation(stage, plans["network"], plans["stage_datasets"], config.init,
+                                                config.from_scratch)
+    cases = load_training_cases(dataset, plans)
+    samplers = build_samplers(config.sampler, cases, config.network["kwargs"]["context"])
+    return train_run(run, config, samplers, plans, initialisation, options.command, started)
