@@ -162,6 +162,8 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "training.weight_decay": (1e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["weight_decay"], False),
     "training.loss": ("l2", lambda p, t: _trainer(p, t).loss.__name__, False),
     "training.validation_every": (7, lambda p, t: _config(p).validation_every, False),
+    "training.validation_batches": (2, lambda p, t: _config(p).validation_batches, False),
+    "training.checkpoint_every_seconds": (5.0, lambda p, t: _config(p).checkpoint_every_seconds, False),
     "training.seed": (7, lambda p, t: float(_batch(p).context.sum()), False),
     "sampler.name": ("mrft", lambda p, t: _raises(lambda: _batch(p)), False),
     "sampler.pairs": ("slices", lambda p, t: _batch(p).conditioning.round(4).tolist(), False),

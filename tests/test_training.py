@@ -16,7 +16,7 @@ from isrnet.networks import build_network
 from isrnet.training.checkpointing import save_checkpoint
 from isrnet.training.trainer import Trainer
 from isrnet.utilities.files import load_json
-from training_support import (debug_of, fast_checkpoints, isr_train, load, plan_and_preprocess,
+from training_support import (FAST_CHECKPOINTS, debug_of, isr_train, load, plan_and_preprocess,
                               single_thread,  # noqa: F401  (fixture)
                               smooth_volume, spheres_phantom, small_plan_overrides, write_target)
 
@@ -129,9 +129,8 @@ def test_seeded_runs_are_identical_whatever_the_worker_count(dataset, monkeypatc
 
 
 def test_resume_after_an_interruption_continues_the_same_loss_curve(dataset, monkeypatch, capsys) -> None:
-    fast_checkpoints(monkeypatch)
     isr_train(monkeypatch, capsys, "1", "ssft", "--from-scratch", "--iterations", "8", "--workers", "0",
-              "--tag", "full")
+              "--tag", "full", *FAST_CHECKPOINTS)
 
     original = Trainer._train_step
 
@@ -142,7 +141,7 @@ def test_resume_after_an_interruption_continues_the_same_loss_curve(dataset, mon
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "_train_step", interrupted)
         result = isr_train(monkeypatch, capsys, "1", "ssft", "--from-scratch", "--iterations", "8",
-                           "--workers", "0", "--tag", "cut", expect_ok=False)
+                           "--workers", "0", "--tag", "cut", *FAST_CHECKPOINTS, expect_ok=False)
     assert result.code == 130
     cut = dataset.results / DATASET / "ssft__cut"
     assert load(cut / "checkpoint_latest.pth")["iteration"] == 5
@@ -150,7 +149,7 @@ def test_resume_after_an_interruption_continues_the_same_loss_curve(dataset, mon
     assert not [p.name for p in cut.iterdir() if "partial" in p.name]
 
     # --c alone: the initial weights of the interrupted run are not looked for again
-    isr_train(monkeypatch, capsys, "1", "ssft", "--c", "--workers", "0", "--tag", "cut")
+    isr_train(monkeypatch, capsys, "1", "ssft", "--c", "--workers", "0", "--tag", "cut", *FAST_CHECKPOINTS)
     full, resumed = history(dataset.results / DATASET / "ssft__full"), history(cut)
     assert len(resumed["loss"]) == 8
     np.testing.assert_allclose(resumed["loss"], full["loss"], rtol=0, atol=1e-6)
@@ -350,10 +349,10 @@ def _inject_save_failure(patcher: pytest.MonkeyPatch, failure: str) -> None:
 
 @pytest.mark.parametrize("failure", ["torch.save raises OSError", "disk full during torch.save"])
 def test_failed_save_keeps_the_previous_checkpoint(dataset, monkeypatch, capsys, failure) -> None:
-    fast_checkpoints(monkeypatch)
     with monkeypatch.context() as patcher:
         _inject_save_failure(patcher, failure)
-        result = train(monkeypatch, capsys, "--from-scratch", "--iterations", "6", expect_ok=False)
+        result = train(monkeypatch, capsys, "--from-scratch", "--iterations", "6", *FAST_CHECKPOINTS,
+                       expect_ok=False)
     assert result.code == 1 and result.error, result.err
     assert "could not save checkpoint" in result.error and "previous checkpoint is still valid" in result.error
     assert "Traceback" not in result.err
@@ -363,5 +362,5 @@ def test_failed_save_keeps_the_previous_checkpoint(dataset, monkeypatch, capsys,
     latest = load(folder / "checkpoint_latest.pth")
     assert latest["iteration"] == 2 and len(latest["history"]["loss"]) == 2
     # and training can go on from it
-    train(monkeypatch, capsys, "--c")
+    train(monkeypatch, capsys, "--c", *FAST_CHECKPOINTS)
     assert load(folder / "checkpoint_final.pth")["iteration"] == 6

@@ -5,7 +5,6 @@ set, so argument parsing, error reporting (`prog: error: ...`, exit 1) and the t
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 import re
 import sys
@@ -97,16 +96,8 @@ def isr_train(monkeypatch, capsys, *args: str, expect_ok: bool = True) -> Simple
     return result
 
 
-def fast_checkpoints(monkeypatch: pytest.MonkeyPatch, every_seconds: float = 0.0, validation_batches: int = 1) -> None:
-    """Save checkpoint_latest after every iteration and validate on one batch (no CLI flag for these)."""
-    from isrnet.training.config import TrainingConfig
-    original = TrainingConfig.from_plans.__func__
-
-    def from_plans(cls, plans, stage, overrides):
-        config = original(cls, plans, stage, overrides)
-        return dataclasses.replace(config, checkpoint_every_seconds=every_seconds,
-                                   validation_batches=validation_batches)
-    monkeypatch.setattr(TrainingConfig, "from_plans", classmethod(from_plans))
+# Save checkpoint_latest after every iteration and validate on one batch (plans keys, set for one run).
+FAST_CHECKPOINTS = ("--set", "training.checkpoint_every_seconds=0", "training.validation_batches=1")
 
 
 def load(path: Path) -> dict:

@@ -103,7 +103,8 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
     patch, batch = patch_and_batch(extent, device, network)
     plans["training"] = {"patch_size": patch, "batch_size": batch, "budget_minutes": budget,
                          "lr": 1e-3, "weight_decay": 0.0, "loss": "l1",
-                         "validation_every": 50, "seed": 12345}
+                         "validation_every": 50, "validation_batches": 4, "checkpoint_every_seconds": 60.0,
+                         "seed": 12345}
     plans["sampler"] = copy.deepcopy(stage.sampler_defaults)
     plans["overrides"] = {}
     for key, value in (overrides or {}).items():

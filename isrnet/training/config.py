@@ -50,7 +50,9 @@ class TrainingConfig:
                   "sampler": dict(plans["sampler"]), "patch_size": training["patch_size"],
                   "batch_size": training["batch_size"], "lr": training["lr"],
                   "budget_minutes": training["budget_minutes"], "weight_decay": training["weight_decay"],
-                  "loss": training["loss"], "seed": training["seed"], "validation_every": training["validation_every"]}
+                  "loss": training["loss"], "seed": training["seed"], "validation_every": training["validation_every"],
+                  "validation_batches": training["validation_batches"],
+                  "checkpoint_every_seconds": training["checkpoint_every_seconds"]}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:
