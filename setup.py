@@ -21,8 +21,9 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "av>=11",
+        "pydicom>=2.4",
     ],
-    extras_require={"test": ["pytest>=7"]},
+    extras_require={"test": ["pytest>=7", "dcm2niix>=1.0.20220720"]},
     entry_points={
         "console_scripts": [
             "isr_plan_and_preprocess=isrnet.cli.plan_and_preprocess:main_plan_and_preprocess",

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from isrnet.cli.common import positive_float, positive_int, run_cli
-from isrnet.imageio.formats import OUTPUT_DTYPES
+from isrnet.imageio.formats import OUTPUT_DTYPES, OUTPUT_FORMATS
 from isrnet.utilities.device import DEVICES
 
 EPILOG = """model choice: -d DATASET (its ssft run, else mrft, else video; --stage for another), -m MODEL_DIR|CHECKPOINT, or neither
@@ -16,6 +16,8 @@ examples:
   isr_predict -i scans/ -o sr/ -d 001                  the ssft model fine-tuned on dataset 001
   isr_predict -i t2_ax.nii.gz -o sr/ --target-spacing 1.0
   isr_predict -i scans/ -o sr/ -num_parts 4 -part_id 0 (on 4 nodes/processes: part_id 0..3)
+  isr_predict -i dicom/t2_ax/ -o sr/ --output-format dicom     a derived series sr/t2_ax/ (same patient, study)
+  isr_predict -i t2.nii.gz -o sr/ --output-format dicom --dicom-reference dicom/t2_ax/ --anonymise
 """
 
 
@@ -36,7 +38,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--slice-thickness", type=positive_float,
                         help="input slice thickness in mm (default: the plan's, DICOM's, else the spacing)")
     parser.add_argument("--dtype", choices=OUTPUT_DTYPES,
-                        help="output voxel type (default float32)")
+                        help="output voxel type of NIfTI/NRRD/MHA outputs (default float32)")
+    dicom = parser.add_argument_group("DICOM output (see documentation/clinical_use.md)")
+    dicom.add_argument("--output-format", choices=OUTPUT_FORMATS, default="nifti",
+                       help="nifti (default); dicom: one derived series per input (same patient and study, new "
+                            "series); same: DICOM for DICOM input, NIfTI otherwise")
+    dicom.add_argument("--dicom-reference", type=Path, metavar="SERIES_FOLDER",
+                       help="with --output-format dicom for NIfTI/NRRD/MHA input: the DICOM series whose patient "
+                            "and study identity the output takes")
+    dicom.add_argument("--anonymise", action="store_true",
+                       help="DICOM output without identity: new patient ID and UIDs, no names, no dates")
     parser.add_argument("--no-keep-input", dest="keep_input", action="store_false",
                         help="also re-synthesise output slices that coincide with input slices")
     parser.add_argument("--tta", action="store_true", help="average over in-plane flips (4x slower)")
@@ -48,10 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from isrnet.inference import PredictionSettings, PredictOptions, predict_paths, resolve_model
+    from isrnet.inference import OutputFormat, PredictionSettings, PredictOptions, predict_paths, resolve_model
     model = resolve_model(args.dataset, args.stage, args.model)
     settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta)
-    options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id)
+    output = OutputFormat(args.output_format, args.dicom_reference, args.anonymise)
+    options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id, output)
     results = predict_paths(args.input, args.output, model, options)
     return 1 if any(result.failed for result in results) else 0
 

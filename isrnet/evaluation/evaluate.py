@@ -11,7 +11,7 @@ from isrnet.datasets import list_cases
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.metrics import compare
 from isrnet.imageio import read_volume
-from isrnet.imageio.formats import image_ending
+from isrnet.imageio.formats import sidecar_of
 from isrnet.utilities.files import save_json
 
 
@@ -26,9 +26,8 @@ def _cases(path: Path) -> dict[str, Path]:
 
 def _input_positions(prediction_path: Path) -> tuple[int | None, np.ndarray | None]:
     """Slice axis and world positions of the input slices, from the prediction's JSON sidecar."""
-    ending = image_ending(prediction_path)
-    sidecar = prediction_path.with_name(prediction_path.name[: -len(ending)] + ".json") if ending else None
-    if sidecar is None or not sidecar.is_file():
+    sidecar = sidecar_of(prediction_path)
+    if not sidecar.is_file():
         return None, None
     content = json.loads(sidecar.read_text())
     if "slice_axis" not in content or "input_positions" not in content:

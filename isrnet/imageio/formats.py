@@ -9,6 +9,7 @@ FRAME_ENDINGS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 # Formats that can hold float voxels; anything else is written as NIfTI.
 FLOAT_WRITABLE = (".nii.gz", ".nii", ".nrrd", ".mha", ".mhd")
 OUTPUT_DTYPES = ("float32", "float64", "int16", "uint16", "uint8")
+OUTPUT_FORMATS = ("nifti", "dicom", "same")  # same: DICOM for DICOM input, NIfTI otherwise
 
 
 def image_ending(path: str | Path) -> str | None:
@@ -44,3 +45,9 @@ def is_dicom_folder(path: str | Path) -> bool:
             except OSError:
                 continue
     return False
+
+
+def sidecar_of(output: str | Path) -> Path:
+    """The JSON sidecar isr_predict writes beside an output: `a.nii.gz` -> `a.json`, DICOM folder `a/` -> `a.json`."""
+    output = Path(output)
+    return output.with_name((output.name if output.is_dir() else strip_ending(output)) + ".json")

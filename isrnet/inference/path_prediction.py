@@ -19,7 +19,7 @@ from typing import Callable
 
 from isrnet.errors import IsrnetError
 from isrnet.inference.model_resolution import Model, from_model_path, shipped_model
-from isrnet.inference.predict_files import find_inputs, part_of, predict_file
+from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of, predict_file
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.device import resolve_device
 from isrnet.utilities.progress import progress, stderr_is_terminal, write
@@ -33,6 +33,7 @@ class PredictOptions:
     processes: int = 1  # cases in parallel on this machine
     num_parts: int = 1  # split the inputs into this many parts ...
     part_id: int = 0  # ... and do this one (0-based)
+    output: OutputFormat = field(default_factory=OutputFormat)  # NIfTI or a derived DICOM series
 
 
 @dataclass
@@ -57,11 +58,11 @@ def _load_predictor(model: Model, device: str, threads: int) -> None:
 
 
 def _predict_one(task: tuple) -> CaseResult:
-    source, output, settings, dtype, on_gap = task
+    source, output, settings, dtype, on_gap, output_format = task
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            target = predict_file(_predictor, source, output, settings, dtype, on_gap)
+            target = predict_file(_predictor, source, output, settings, dtype, on_gap, output_format)
         notes = "; ".join(str(w.message) for w in caught)
         return CaseResult(source, target, f"warning: {notes}" if notes else None)
     except IsrnetError as error:
@@ -105,9 +106,9 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
         _load_predictor(model, device, threads)
         for source in cases:
             with progress(desc=source.name, unit="gap", leave=False) as bar:
-                report(_predict_one((source, output, options.settings, options.dtype, bar.update)))
+                report(_predict_one((source, output, options.settings, options.dtype, bar.update, options.output)))
     else:
-        tasks = [(source, output, options.settings, options.dtype, None) for source in cases]
+        tasks = [(source, output, options.settings, options.dtype, None, options.output) for source in cases]
         with ProcessPoolExecutor(processes, initializer=_load_predictor, initargs=(model, device, threads)) as pool:
             for result in progress(pool.map(_predict_one, tasks), total=len(tasks), desc="cases", unit="case"):
                 report(result)

@@ -3,7 +3,7 @@ sidecar. `path_prediction.py` runs this over many inputs (parts, process pool)."
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +11,11 @@ import numpy as np
 from isrnet import __version__
 from isrnet.datasets import case_name
 from isrnet.errors import IsrnetError
-from isrnet.imageio import read_volumes, write_volumes
+from isrnet.imageio import Volume, read_volumes, write_volumes
+from isrnet.imageio.dicom_series import read_identity, write_dicom_series
 from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
-from isrnet.imageio.formats import FLOAT_WRITABLE, IMAGE_ENDINGS, image_ending, is_dicom_folder
+from isrnet.imageio.formats import (FLOAT_WRITABLE, IMAGE_ENDINGS, OUTPUT_FORMATS, image_ending, is_dicom_folder,
+                                    sidecar_of)
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.files import save_json
 
@@ -54,27 +56,81 @@ def _cast(array: np.ndarray, dtype: str) -> np.ndarray:
     return array.astype(dtype)
 
 
+@dataclass
+class OutputFormat:
+    """How outputs are written: `nifti` (NIfTI, or the input's float-capable format), `dicom` (a derived series
+    per input: identity from a DICOM input, else from `dicom_reference`), or `same` (DICOM for DICOM input)."""
+    format: str = "nifti"
+    dicom_reference: Path | None = None  # the series whose identity a DICOM output of a non-DICOM input takes
+    anonymise: bool = False  # DICOM output without identity (new UIDs and patient ID, no names or dates)
+
+    def __post_init__(self) -> None:
+        if self.format not in OUTPUT_FORMATS:
+            raise IsrnetError(f"unknown output format '{self.format}'; use one of {', '.join(OUTPUT_FORMATS)}")
+        if self.anonymise and self.format == "nifti":
+            raise IsrnetError("--anonymise applies to DICOM output; add --output-format dicom (or same)")
+        if self.dicom_reference is not None and not is_dicom_folder(self.dicom_reference):
+            raise IsrnetError(f"--dicom-reference {self.dicom_reference}: not a folder holding a DICOM series")
+
+    def identity_source(self, source: Path) -> Path | None:
+        """The series whose identity the output of `source` takes, or None for NIfTI-style output."""
+        if source.is_dir() and self.format in ("dicom", "same"):
+            return source
+        if self.format == "dicom":
+            if self.dicom_reference is None:
+                raise IsrnetError(f"{source.name} is not DICOM: a DICOM output needs --dicom-reference SERIES_FOLDER "
+                                  f"(the series whose patient and study it belongs to), or use --output-format same")
+            return self.dicom_reference
+        return None
+
+
+def _write_dicom(result: Volume, source: Path, output_folder: Path, identity_source: Path, output: OutputFormat,
+                 axis: int, factor: float, model: str) -> Path:
+    identity = read_identity(identity_source)
+    target = output_folder / case_name(source)
+    protected = [p.resolve() for p in (source, identity_source)]
+    if any(target.resolve() == p or target.resolve() in p.parents for p in protected):
+        raise IsrnetError(f"{target} would replace the input series; choose another -o")
+    write_dicom_series(result, target, identity, axis, f"isrnet x{factor:.3g}",
+                       f"isrnet {__version__} inter-slice super-resolution x{factor:.3g} along the slice axis "
+                       f"(model: {model})", output.anonymise, keep_frame_of_reference=source.is_dir())
+    return target
+
+
 def predict_file(predictor: Predictor, source: Path, output_folder: Path, requested: PredictionSettings,
-                 dtype: str | None, progress=None) -> Path:
+                 dtype: str | None, progress=None, output: OutputFormat | None = None) -> Path:
     """Super-resolve one input (3D or 4D) and write it plus `<name>.json`; returns the output path.
 
     What `requested` leaves open (factor, thickness, slice axis) comes from the model's plans for this case."""
     start = time.time()
+    output = output or OutputFormat()
+    identity_source = output.identity_source(source)
+    if identity_source is not None and dtype:
+        raise IsrnetError("--dtype applies to NIfTI/NRRD/MHA output; DICOM output is 16-bit with a rescale slope")
     settings = predictor.settings_for(case_name(source), requested)
     volumes = read_volumes(source)
-    target = output_path(source, output_folder)
+    if identity_source is not None and len(volumes) > 1:
+        raise IsrnetError(f"{source.name}: a 4D image cannot be one DICOM series; use --output-format nifti")
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
-    out_dtype = dtype or "float32"
-    results = [r.with_array(_cast(r.array, out_dtype)) for r in results]
-    write_volumes(results, target)
     axis = slice_axis_of(volumes[0].spacing) if settings.slice_axis is None else settings.slice_axis
+    factor = volumes[0].spacing[axis] / results[0].spacing[axis]
+    out_dtype = dtype or "float32"
+    if identity_source is not None:
+        target = _write_dicom(results[0], source, output_folder, identity_source, output, axis, factor,
+                              predictor.description)
+    else:
+        target = output_path(source, output_folder)
+        write_volumes([r.with_array(_cast(r.array, out_dtype)) for r in results], target)
     sidecar = {"input": str(source), "output": target.name, "model": predictor.description,
-               "factor": volumes[0].spacing[axis] / results[0].spacing[axis],
+               "factor": factor,
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(results[0].spacing),
                "slice_thickness_mm": settings.slice_thickness or volumes[0].slice_thickness or volumes[0].spacing[axis],
                "slice_axis": axis, "input_positions": input_slice_positions(volumes[0], axis).round(4).tolist(),
-               "settings": asdict(settings), "volumes": len(volumes), "dtype": out_dtype,
+               "settings": asdict(settings), "volumes": len(volumes),
+               "format": "dicom series" if identity_source is not None else image_ending(target),
+               "dtype": "uint16 with RescaleSlope/Intercept" if identity_source is not None else out_dtype,
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
-    sidecar_path = target.with_name(target.name[: -len(image_ending(target))] + ".json")
-    save_json(sidecar, sidecar_path)
+    if identity_source is not None:
+        sidecar["dicom"] = {"identity_from": str(identity_source), "anonymised": output.anonymise}
+    save_json(sidecar, sidecar_of(target))
     return target
