@@ -1,10 +1,13 @@
 """End-to-end `isr_predict` speed and peak memory on this machine (start-up, reading and writing included).
 
 Cases (synthetic volumes; speed does not depend on the weights, so an untrained network is used unless
--m is given):
-  speed:  181 x 217 x 46 at 1 x 1 x 4 mm, x4  (target: >= 500 000 output voxels/s, about 15 s)
-  memory: 512 x 512 x 60 at 0.5 x 0.5 x 3 mm, x6 (target: <= 4 GB peak RSS on CPU)
-Usage: python benchmarks/prediction_speed_memory.py [-m CHECKPOINT] [--keep]
+-m is given). Each case is one `isr_predict` call on a folder, timed from process start to exit; the peak
+memory is that process's own maximum resident set size.
+  speed:   181 x 217 x 46 at 1 x 1 x 4 mm, x4  (target: >= 500 000 output voxels/s)
+  folder3: three volumes 181 x 217 x {46, 53, 60} at 1 x 1 x 4 mm, x4, in one call
+  memory:  512 x 512 x 60 at 0.5 x 0.5 x 3 mm, x6 (target: <= 4 GB peak RSS on CPU)
+Usage: python benchmarks/prediction_speed_memory.py [-m CHECKPOINT] [--cases speed folder3 memory] [-device cuda]
+       [-- EXTRA isr_predict ARGUMENTS]
 """
 from __future__ import annotations
 
@@ -24,7 +27,12 @@ from isrnet.imageio import Volume, read_volume, write_volume
 from isrnet.networks import build_network
 from isrnet.training.checkpointing import save_checkpoint
 
-CASES = {"speed": ((46, 217, 181), (4.0, 1.0, 1.0)), "memory": ((60, 512, 512), (3.0, 0.5, 0.5))}
+CASES = {"speed": ([(46, 217, 181)], (4.0, 1.0, 1.0)),
+         "folder3": ([(46, 217, 181), (53, 217, 181), (60, 217, 181)], (4.0, 1.0, 1.0)),
+         "memory": ([(60, 512, 512)], (3.0, 0.5, 0.5))}
+# the child reports its own peak resident memory when it exits (after isr_predict's sys.exit)
+CHILD = ("import atexit, resource, sys; atexit.register(lambda: print('PEAK_KB', resource.getrusage("
+         "resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)); from isrnet.cli.predict import main; main()")
 
 
 def phantom(shape: tuple[int, int, int]) -> np.ndarray:
@@ -36,6 +44,9 @@ def phantom(shape: tuple[int, int, int]) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-m", dest="model", help="checkpoint (default: an untrained network)")
+    parser.add_argument("--cases", nargs="+", choices=tuple(CASES), default=list(CASES))
+    parser.add_argument("-device", default="cpu")
+    parser.add_argument("extra", nargs="*", help="further isr_predict arguments (after --)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
@@ -44,22 +55,25 @@ def main() -> None:
             model = folder / "checkpoint_final.pth"
             save_checkpoint({"network": DEFAULT_NETWORK, "state_dict": build_network(DEFAULT_NETWORK).state_dict()},
                             model)
-        for name, (shape, spacing) in CASES.items():
+        for name in args.cases:
+            shapes, spacing = CASES[name]
             source = folder / name
-            write_volume(Volume(phantom(shape), spacing), source / f"{name}.nii.gz")
+            for index, shape in enumerate(shapes):
+                write_volume(Volume(phantom(shape), spacing), source / f"{name}_{index}.nii.gz")
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", "from isrnet.cli.predict import main; main()", "-i",
-                                   str(source), "-o", str(folder / f"{name}_out"), "-m", str(model)],
+            done = subprocess.run([sys.executable, "-c", CHILD, "-i", str(source), "-o", str(folder / f"{name}_out"),
+                                   "-m", str(model), "-device", args.device, *args.extra],
                                   capture_output=True, text=True)
             seconds = time.perf_counter() - start
             if done.returncode:
                 sys.exit(done.stderr)
-            peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20
-            output = read_volume(folder / f"{name}_out" / f"{name}.nii.gz")
-            print(f"{name}: {'x'.join(map(str, shape[::-1]))} at x{spacing[0] / min(spacing[1:]):g} -> "
-                  f"{'x'.join(map(str, output.shape[::-1]))}: {seconds:.1f} s end to end, "
-                  f"{output.array.size / seconds / 1e6:.2f} M output voxels/s, peak RSS so far {peak_gb:.2f} GB "
-                  f"({torch.get_num_threads()} threads)")
+            peak_gb = int(done.stderr.rsplit("PEAK_KB", 1)[1].split()[0]) / 2**20
+            voxels = sum(read_volume(folder / f"{name}_out" / f"{name}_{i}.nii.gz").array.size
+                         for i in range(len(shapes)))
+            sizes = ", ".join("x".join(map(str, shape[::-1])) for shape in shapes)
+            print(f"{name}: {sizes} at x{spacing[0] / min(spacing[1:]):g}: {seconds:.1f} s end to end, "
+                  f"{voxels / seconds / 1e6:.2f} M output voxels/s, peak RSS {peak_gb:.2f} GB "
+                  f"({torch.get_num_threads()} threads, {args.device})", flush=True)
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also re-synthesise output slices that coincide with input slices")
     parser.add_argument("--tta", action="store_true", help="average over in-plane flips (4x slower)")
     parser.add_argument("-device", choices=DEVICES, default="cpu")
+    parser.add_argument("--amp", action="store_true", help="with -device cuda: run the network in float16 autocast")
     parser.add_argument("-np", dest="processes", type=positive_int, default=1, help="cases in parallel")
     parser.add_argument("-num_parts", type=positive_int, default=1, help="split the inputs into this many parts")
     parser.add_argument("-part_id", type=int, default=0, help="which part this process does (0-based)")
@@ -63,7 +64,8 @@ def predict(args: argparse.Namespace) -> int:
     model = resolve_model(args.dataset, args.stage, args.model)
     settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta)
     output = OutputFormat(args.output_format, args.dicom_reference, args.anonymise)
-    options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id, output)
+    options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id,
+                             output, args.amp)
     results = predict_paths(args.input, args.output, model, options)
     return 1 if any(result.failed for result in results) else 0
 

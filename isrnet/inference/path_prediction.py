@@ -34,6 +34,7 @@ class PredictOptions:
     num_parts: int = 1  # split the inputs into this many parts ...
     part_id: int = 0  # ... and do this one (0-based)
     output: OutputFormat = field(default_factory=OutputFormat)  # NIfTI or a derived DICOM series
+    amp: bool = False  # float16 autocast on CUDA
 
 
 @dataclass
@@ -50,11 +51,11 @@ class CaseResult:
 _predictor: Predictor | None = None  # one per process (the pool's initializer loads it)
 
 
-def _load_predictor(model: Model, device: str, threads: int) -> None:
+def _load_predictor(model: Model, device: str, threads: int, amp: bool = False) -> None:
     import torch
     global _predictor
     torch.set_num_threads(threads)
-    _predictor = Predictor.from_model(model, device)
+    _predictor = Predictor.from_model(model, device, amp)
 
 
 def _predict_one(task: tuple) -> CaseResult:
@@ -87,6 +88,8 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
     if output.resolve() in (source_folder.resolve(), inputs.resolve()):
         raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
     device = resolve_device(options.device)
+    if options.amp and device != "cuda":
+        raise IsrnetError("--amp (float16 autocast) needs -device cuda")
     if not isinstance(model, Model):
         model = shipped_model() if model is None else from_model_path(model)
     log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}")
@@ -103,13 +106,14 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
             log(f"{result.source.name}: written to {result.output}")
 
     if processes == 1:
-        _load_predictor(model, device, threads)
+        _load_predictor(model, device, threads, options.amp)
         for source in cases:
             with progress(desc=source.name, unit="gap", leave=False) as bar:
                 report(_predict_one((source, output, options.settings, options.dtype, bar.update, options.output)))
     else:
         tasks = [(source, output, options.settings, options.dtype, None, options.output) for source in cases]
-        with ProcessPoolExecutor(processes, initializer=_load_predictor, initargs=(model, device, threads)) as pool:
+        with ProcessPoolExecutor(processes, initializer=_load_predictor,
+                                 initargs=(model, device, threads, options.amp)) as pool:
             for result in progress(pool.map(_predict_one, tasks), total=len(tasks), desc="cases", unit="case"):
                 report(result)
     failures = sum(result.failed for result in results)

@@ -22,7 +22,7 @@ from isrnet.imageio.geometry import (MIN_SLICES, NEAR_ISOTROPIC_RATIO, factor_of
                                      slice_axis_of, slices_first, upsampled_volume)
 from isrnet.imageio.volume import Volume
 from isrnet.inference.model_resolution import Model, from_model_path
-from isrnet.inference.slice_synthesis import synthesise_slices
+from isrnet.inference.slice_synthesis import Acceleration, synthesise_slices
 from isrnet.intensity import DEFAULT_NORMALIZATION
 from isrnet.networks import build_network
 from isrnet.preprocessing.preprocessor import prepare_volume
@@ -44,22 +44,26 @@ class PredictionSettings:
 
 class Predictor:
     def __init__(self, network: torch.nn.Module, description: str, device: str = "cpu",
-                 trained_factors: tuple[float, float] | None = None, plans: dict | None = None) -> None:
+                 trained_factors: tuple[float, float] | None = None, plans: dict | None = None,
+                 amp: bool = False) -> None:
+        if amp and not str(device).startswith("cuda"):
+            raise IsrnetError("--amp (float16 autocast) needs -device cuda")
         self.network = network.to(device).eval()
         self.description, self.device, self.trained_factors = description, device, trained_factors
         self.plans = plans or {}
+        self.acceleration = Acceleration.for_device(device, amp)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: dict | None = None,
-                        description: str | None = None) -> "Predictor":
+                        description: str | None = None, amp: bool = False) -> "Predictor":
         checkpoint = load_checkpoint(path)
         network = build_network(checkpoint["network"])
         network.load_state_dict(checkpoint["state_dict"])
-        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans)
+        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans, amp)
 
     @classmethod
-    def from_model(cls, model: Model, device: str = "cpu") -> "Predictor":
-        return cls.from_checkpoint(model.checkpoint, device, model.plans, model.description)
+    def from_model(cls, model: Model, device: str = "cpu", amp: bool = False) -> "Predictor":
+        return cls.from_checkpoint(model.checkpoint, device, model.plans, model.description, amp)
 
     @classmethod
     def from_run(cls, run: Run | str | Path, device: str = "cpu") -> "Predictor":
@@ -107,7 +111,7 @@ class Predictor:
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
-                                   settings.keep_input, settings.tta, progress)
+                                   settings.keep_input, settings.tta, progress, self.acceleration)
         output = inversion.intensities(output)
         if settings.keep_input:  # exact copies of the input where output and input slices coincide
             step = np.arange(output.shape[0]) / factor

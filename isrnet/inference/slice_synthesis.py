@@ -1,10 +1,14 @@
-"""The network applied to a whole slices-first stack: streaming over gaps, in-plane tiles when large.
+"""The network applied to a whole slices-first stack: streaming over gaps in blocks, in-plane tiles when large.
 
-Memory stays O(K slices of features) whatever the number of slices: each slice is encoded once,
-when it first enters the context window, and dropped when it leaves.
+Memory stays O(K + gaps per call) slices of features whatever the number of slices: each slice is encoded
+once, when it first enters a block's context, and dropped when no later gap needs it. A block of
+`gaps_per_call` consecutive gaps is one `mix` call and one `decode` call (several gaps and output positions per
+network call); its results stay on the device until the block is done. On the CPU, channels-last tensors are
+about 1.7x faster for this network's convolutions; on CUDA, `amp` runs the network in float16 autocast.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -16,6 +20,20 @@ from isrnet.networks.slice_synth import conditioning_vector, cubic_between
 
 TILE_PIXELS = 768 * 768  # larger slices are processed in overlapping in-plane tiles
 TILE_OVERLAP = 24  # pixels on each side, more than the network's receptive field radius
+
+
+@dataclass(frozen=True)
+class Acceleration:
+    """How the network is run: gaps per network call, memory layout, mixed precision (results are equal to
+    float32 gap-by-gap within 1e-5 without amp)."""
+    gaps_per_call: int = 1
+    channels_last: bool = True
+    amp: bool = False  # float16 autocast; CUDA only
+
+    @classmethod
+    def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
+        """The measured defaults: one gap per call on the CPU (larger blocks are not faster there), 16 on CUDA."""
+        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"))
 
 
 def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[int, list[int]]:
@@ -31,7 +49,8 @@ def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[in
 
 @torch.inference_mode()
 def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarray, conditioning: list[float],
-                      device: str, keep_input: bool, step: Callable[[], None] | None) -> np.ndarray:
+                      device: str, keep_input: bool, step: Callable[[], None] | None,
+                      acceleration: Acceleration = Acceleration()) -> np.ndarray:
     n = stack.shape[0]
     half = network.context // 2
     output = np.empty((len(positions),) + stack.shape[1:], dtype=np.float32)
@@ -39,24 +58,34 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
         if keep_input and abs(p - round(p)) < 1e-6:
             output[j] = stack[int(round(p))]
     slices = torch.from_numpy(np.ascontiguousarray(stack)).to(device)
-    condition = torch.tensor([conditioning], dtype=torch.float32, device=device)
+    plan = sorted(_gap_plan(positions, n, keep_input).items())
     cache: dict[int, torch.Tensor] = {}
-    for gap, indices in sorted(_gap_plan(positions, n, keep_input).items()):
-        window = [min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)]
+    autocast = torch.autocast("cuda", dtype=torch.float16, enabled=acceleration.amp)
+    for start in range(0, len(plan), max(1, acceleration.gaps_per_call)):
+        block = plan[start:start + max(1, acceleration.gaps_per_call)]
+        windows = [[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
+        needed = sorted({i for window in windows for i in window})
         for index in list(cache):
-            if index not in window:
+            if index < needed[0]:
                 del cache[index]
-        for index in window:
-            if index not in cache:
-                cache[index] = network.encode(slices[index][None, None])[0, 0]
-        features = torch.stack([cache[i] for i in window])[None]
-        context = slices[window][None]
-        state = network.mix(features, condition)
-        t = torch.tensor([[positions[j] - gap for j in indices]], dtype=torch.float32, device=device)
-        result = network.decode(state, cubic_between(context, t), t)
-        output[indices] = result[0].float().cpu().numpy()
-        if step is not None:
-            step()
+        new = [i for i in needed if i not in cache]
+        with autocast:
+            if new:
+                encoded = network.encode_slices(slices[new])
+                cache.update({i: encoded[k:k + 1] for k, i in enumerate(new)})
+            features = [torch.cat([cache[window[k]] for window in windows]) for k in range(network.context)]
+            context = slices[torch.tensor(windows, device=slices.device)]
+            condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
+            state = network.mix_slices(features, condition)
+            most = max(len(indices) for _, indices in block)  # gaps with fewer positions repeat their last one
+            t = torch.tensor([[positions[j] - gap for j in indices] + [positions[indices[-1]] - gap] * (most - len(indices))
+                              for gap, indices in block], dtype=torch.float32, device=slices.device)
+            result = network.decode(state, cubic_between(context, t), t).float()
+        result = result.cpu().numpy()
+        for row, (_, indices) in enumerate(block):
+            output[indices] = result[row, :len(indices)]
+            if step is not None:
+                step()
     return output
 
 
@@ -69,13 +98,18 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
 
 def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thickness_ratio: float = 1.0,
                       device: str = "cpu", keep_input: bool = True, tta: bool = False,
-                      progress: Callable[[int], None] | None = None) -> np.ndarray:
+                      progress: Callable[[int], None] | None = None,
+                      acceleration: Acceleration | None = None) -> np.ndarray:
     """Normalised slices-first stack [Z, H, W] -> [floor((Z-1) f) + 1, H, W] on the upsampled grid.
 
     `keep_input` copies input slices where output slices coincide with them; `tta` averages the four
-    in-plane flips. `progress(n)` is called with the number of gaps done.
+    in-plane flips. `progress(n)` is called with the number of gaps done. `acceleration`: see Acceleration
+    (default: the measured defaults of `device`).
     """
+    acceleration = acceleration or Acceleration.for_device(device)
     network.eval()
+    if acceleration.channels_last:  # the weights' layout decides the convolutions' (inputs stay as they are)
+        network.to(memory_format=torch.channels_last)
     positions = output_positions(stack.shape[0], factor)
     conditioning = conditioning_vector(factor, thickness_ratio)
     h, w = stack.shape[1:]
@@ -90,7 +124,7 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
                 axes = [a for a, f in ((1, flip_y), (2, flip_x)) if f]
                 flipped = np.flip(part, axes) if axes else part
                 done = _synthesise_stack(network, flipped, positions, conditioning, device, keep_input,
-                                         (lambda: progress(1)) if progress else None)
+                                         (lambda: progress(1)) if progress else None, acceleration)
                 result += np.flip(done, axes) if axes else done
             result /= len(flips)
             ty0 = 0 if y0 == 0 else TILE_OVERLAP
