@@ -157,3 +157,15 @@ def test_preprocessing_is_the_path_prediction_takes(planned) -> None:
     box = properties["crop_box"]
     np.testing.assert_array_equal(trained, predicted[:, box[1][0]:box[1][1], box[2][0]:box[2][1]])
     np.testing.assert_allclose(inversion.intensities(predicted), volume.array, rtol=1e-6, atol=1e-4)
+
+
+def test_a_plan_for_one_device_trains_with_the_sizes_of_another() -> None:
+    from isrnet.training.run import sizes_for_device
+    plans = {"device": "cpu", "overrides": {}, "training": {
+        "patch_size": 96, "batch_size": 8, "sizes_by_device": {"cpu": {"patch_size": 96, "batch_size": 8},
+                                                               "cuda": {"patch_size": 192, "batch_size": 48}}}}
+    assert sizes_for_device(plans, "cpu") == {"patch_size": 96, "batch_size": 8}
+    assert sizes_for_device(plans, "cuda") == {"patch_size": 192, "batch_size": 48}
+    assert sizes_for_device(plans, "cuda", ["training.patch_size"]) == {"patch_size": 96, "batch_size": 48}
+    plans["overrides"] = {"training.batch_size": 8}
+    assert sizes_for_device(plans, "cuda") == {"patch_size": 192, "batch_size": 8}

@@ -93,6 +93,13 @@ def _initialisation(stage: str) -> Callable[[dict, Path], str]:
     return probe
 
 
+def _sizes(plans: dict, device: str) -> dict[str, int]:
+    """Patch and batch size a run on `device` trains with (the plans were made for the CPU)."""
+    from isrnet.training.run import sizes_for_device
+    other = "cpu" if device == "cuda" else "cuda"
+    return sizes_for_device({**plans, "device": other, "overrides": {}}, device)  # TINY's sizes set aside
+
+
 def _training_case_names(plans: dict) -> list[str]:
     from isrnet.preprocessing.preprocessor import load_training_cases
     return [properties["case"] for _, properties in load_training_cases(DATASET, plans)]
@@ -157,6 +164,8 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "stage_datasets.video": (990, _initialisation("mrft"), False),
     "training.patch_size": (32, lambda p, t: _batch(p).context.shape, False),
     "training.batch_size": (3, lambda p, t: _batch(p).context.shape, False),
+    **{f"training.sizes_by_device.{device}.{key}": (16, lambda p, t, d=device: _sizes(p, d), False)
+       for device in ("cpu", "cuda") for key in ("patch_size", "batch_size")},
     "training.budget_minutes": (1.5, lambda p, t: _config(p).budget_minutes, False),
     "training.lr": (3e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["lr"], False),
     "training.weight_decay": (1e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["weight_decay"], False),

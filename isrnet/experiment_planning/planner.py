@@ -101,7 +101,10 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
                    for name, c in fingerprint["cases"].items() if not plans["cases"][name]["skip"]]
         extent = min(extents)  # skipped cases are never trained on: they do not limit the patch
     patch, batch = patch_and_batch(extent, device, network)
-    plans["training"] = {"patch_size": patch, "batch_size": batch, "budget_minutes": budget,
+    by_device = {name: dict(zip(("patch_size", "batch_size"), patch_and_batch(extent, name, network)))
+                 for name in cfg.MEMORY_BUDGET_BYTES}
+    plans["training"] = {"patch_size": patch, "batch_size": batch, "sizes_by_device": by_device,
+                         "budget_minutes": budget,
                          "lr": 1e-3, "weight_decay": 0.0, "loss": "l1",
                          "validation_every": 50, "validation_batches": 4, "checkpoint_every_seconds": 60.0,
                          "seed": 12345}

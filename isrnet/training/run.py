@@ -9,6 +9,7 @@ with samplers over the references instead of the preprocessed dataset.
 """
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -54,6 +55,19 @@ class TrainingOptions:
         return {key: value for key, value in asdict(self).items() if key not in skip}
 
 
+def sizes_for_device(plans: dict, device: str, set_now: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
+    """Patch and batch size for training on `device`: the plans' own for the device they were made for,
+    else that device's from `training.sizes_by_device` (a CPU plan trained with -device cuda gets CUDA sizes),
+    unless `training.patch_size`/`batch_size` were overridden (at planning, or now: `set_now`), which wins."""
+    training = plans["training"]
+    sizes = {key: training[key] for key in ("patch_size", "batch_size")}
+    if device == plans.get("device", "cpu"):
+        return sizes
+    overridden = set(plans.get("overrides", {})) | set(set_now)
+    return {key: value if f"training.{key}" in overridden else training["sizes_by_device"][device][key]
+            for key, value in sizes.items()}
+
+
 def trained_factor_range(stage: Stage, plans: dict, sampler: dict) -> list[float]:
     """The upsampling factors a run trains for (stored in checkpoints; prediction warns far beyond them)."""
     if stage.factor_range_key:
@@ -87,13 +101,18 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
         raise IsrnetError("-init and --from-scratch exclude each other")
     dataset = resolve_dataset(dataset)
     plans = load_plans(dataset)
-    for key, value in options.plans_overrides.items():
-        set_dotted(plans, key, value)
+    set_now = [changed for key, value in options.plans_overrides.items() for changed in set_dotted(plans, key, value)]
     if plans["kind"] != chosen.dataset_kind:
         raise IsrnetError(f"stage {stage} trains on a dataset of kind '{chosen.dataset_kind}', but {dataset} "
                           f"is of kind '{plans['kind']}'")
     overrides = options.config_overrides()
     overrides["device"] = resolve_device(options.device or plans.get("device", "cpu"))
+    sizes = sizes_for_device(plans, overrides["device"], set_now)
+    if overrides["device"] != plans.get("device", "cpu"):
+        print(f"isrnet: notice: the plans were made for {plans.get('device', 'cpu')}; training on "
+              f"{overrides['device']} with its sizes from the plans (patch {sizes['patch_size']}, batch "
+              f"{sizes['batch_size']})", file=sys.stderr)
+    overrides = {**sizes, **{key: value for key, value in overrides.items() if value is not None}}
     config = TrainingConfig.from_plans(plans, stage, overrides)
     config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
     run = Run(dataset, stage, options.tag)
