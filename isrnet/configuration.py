@@ -19,3 +19,7 @@ MEMORY_BUDGET_BYTES = {"cpu": 512 * 2**20, "cuda": 6 * 2**30}
 MAX_PATCH = {"cpu": 96, "cuda": 192}
 MAX_BATCH = {"cpu": 12, "cuda": 48}
 MIN_PATCH = 24
+
+# Training losses by name (plans key training.loss): l1 (the default, sharper for image restoration) and l2 (mean
+# squared error, what PSNR measures). Implemented in training/losses.py; named here so planning can check them.
+LOSS_NAMES = ("l1", "l2")

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from isrnet.configuration import DEFAULT_NETWORK
-from isrnet.evaluation.metrics import psnr_from_mse
+from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.imageio import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.networks import build_network

@@ -11,13 +11,12 @@
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import SimpleITK as sitk
 
 from isrnet.imageio.reader_writer import to_sitk
 from isrnet.intensity import foreground_mask
+from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.imageio.volume import Volume
 
 
@@ -40,11 +39,6 @@ def synthesised_slices(reference: Volume, slice_axis: int, input_positions: np.n
     input_coordinate = np.asarray(input_positions, dtype=np.float64).reshape(-1, 3) @ normal
     distance = np.abs(reference_coordinate[:, None] - input_coordinate[None, :]).min(axis=1)
     return distance > 0.25 * reference.spacing[slice_axis]
-
-
-def psnr_from_mse(mse: float, data_range: float = 1.0) -> float:
-    """10 log10(range^2 / MSE) in dB (infinite for identical images): the one PSNR formula of isrnet."""
-    return math.inf if mse == 0 else 10.0 * math.log10(data_range ** 2 / mse)
 
 
 def psnr(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, data_range: float) -> float:

@@ -125,9 +125,8 @@ def _check_choices(plans: dict) -> None:
     """String-named choices must name something that exists (an error now, not at training time)."""
     from isrnet.degradation import ACQUISITION_PROFILES
     from isrnet.intensity import NORMALIZATIONS
-    from isrnet.training.losses import LOSS_NAMES
     choices = [("normalization", plans["normalization"], NORMALIZATIONS),
-               ("training.loss", plans["training"]["loss"], LOSS_NAMES)]
+               ("training.loss", plans["training"]["loss"], cfg.LOSS_NAMES)]
     choices += [(f"cases.{name}.slice_profile", case["slice_profile"], ACQUISITION_PROFILES)
                 for name, case in plans["cases"].items() if "slice_profile" in case]
     for key, value, valid in choices:

@@ -3,11 +3,8 @@ from __future__ import annotations
 
 from typing import Callable
 
+from isrnet.configuration import LOSS_NAMES
 from isrnet.errors import IsrnetError
-
-# l1: mean absolute error, the default (sharper than l2 for image restoration); l2: mean squared error (what
-# PSNR measures). Names only here, so that the planner can check a choice without importing torch.
-LOSS_NAMES = ("l1", "l2")
 
 
 def loss_function(name: str) -> Callable:

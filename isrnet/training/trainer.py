@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from isrnet import __version__
 from isrnet.errors import IsrnetError
-from isrnet.evaluation.metrics import psnr_from_mse
+from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
