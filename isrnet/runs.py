@@ -35,6 +35,7 @@ class RunRecord:
     iterations_done: int | None = None
     world_size: int = 1
     seconds_this_command: float | None = None
+    budget_estimates: list = field(default_factory=list)  # [iteration, total, s/iteration] of each estimate
     started: str | None = None
     command: str | None = None
     git_commit: str | None = None

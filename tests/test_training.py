@@ -95,7 +95,7 @@ def test_tag_puts_a_variant_beside_the_default_run(dataset, monkeypatch, capsys)
     assert debug_of(folder)["config"]["tag"] == "quick"
 
 
-def test_budget_sets_the_iteration_count_once(dataset, monkeypatch, capsys) -> None:
+def test_budget_sets_the_iteration_count(dataset, monkeypatch, capsys) -> None:
     from isrnet.training.trainer import WARMUP_ITERATIONS
     train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.1")
     folder = dataset.results / DATASET / "ssft"
@@ -104,6 +104,34 @@ def test_budget_sets_the_iteration_count_once(dataset, monkeypatch, capsys) -> N
     assert debug["iterations"] == debug["iterations_done"] >= WARMUP_ITERATIONS
     assert load(folder / "checkpoint_final.pth")["total_iterations"] == debug["iterations"]
     assert "budget 0.1 min" in (folder / "training_log.txt").read_text()
+
+
+def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, capsys) -> None:
+    """A machine that gets busy mid-run: the count shrinks, the run ends within its budget, and the learning
+    rate, which follows the current count, ends at (almost) 0 on the last iteration."""
+    import time
+
+    from isrnet.training.trainer import poly_lr
+    original = Trainer._train_step
+
+    def slowed(self, model, batch):
+        if self.iteration >= 12:
+            time.sleep(0.25)
+        return original(self, model, batch)
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "_train_step", slowed)
+        train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.2")
+    folder = dataset.results / DATASET / "ssft"
+    debug = debug_of(folder)
+    estimates = debug["budget_estimates"]
+    first, last = estimates[0][1], estimates[-1][1]
+    assert last < first and debug["iterations_done"] == debug["iterations"] == last, estimates
+    assert debug["seconds_this_command"] <= 0.2 * 60 + 3
+    checkpoint = load(folder / "checkpoint_final.pth")
+    lrs = checkpoint["history"]["lr"]
+    assert len(lrs) == last and lrs[-1] == pytest.approx(poly_lr(1e-3, last - 1, last))
+    assert lrs[-1] < 0.05 * lrs[0] and checkpoint["total_iterations"] == last
+    assert "s per iteration lately" in (folder / "training_log.txt").read_text()
 
 
 # ---- determinism and resume ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
 from isrnet.training.initialization import Initialisation
 from isrnet.runs import DEBUG_FILE, RunRecord
+from isrnet.training.budget import IterationBudget
 from isrnet.training.losses import loss_function
 from isrnet.training.progress_plot import plot_progress
 from isrnet.utilities.files import save_json
@@ -30,8 +31,6 @@ from isrnet.utilities.progress import progress, write
 from isrnet.utilities.provenance import command_line, git_commit, machine
 
 WARMUP_ITERATIONS = 6  # run at the start; all but the first are timed to turn the budget into an iteration count
-SAVE_RESERVE_SECONDS = 5.0
-BUDGET_SAFETY = 0.95  # iterations slow down a little after the warm-up (checkpoints, caches): keep a margin
 
 
 def psnr(prediction: torch.Tensor, target: torch.Tensor) -> float:
@@ -62,6 +61,7 @@ class Trainer:
         self.history: dict = {"loss": [], "validation": []}
         self.iteration, self.total = 0, config.iterations
         self.best_psnr = -float("inf")
+        self.budget: IterationBudget | None = None  # set when the count comes from the budget (re-estimated)
 
     # ---- set-up -----------------------------------------------------------------------------------------
     def _log(self, message: str) -> None:
@@ -109,8 +109,10 @@ class Trainer:
 
     def _train_step(self, model: torch.nn.Module, batch: dict) -> float:
         context, positions, targets, conditioning = self._to_device(batch)
+        lr = poly_lr(self.config.lr, self.iteration, self.total or 1)
         for group in self.optimizer.param_groups:
-            group["lr"] = poly_lr(self.config.lr, self.iteration, self.total or 1)
+            group["lr"] = lr
+        self.history.setdefault("lr", []).append(lr)
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(model(context, positions, conditioning), targets)
         if not torch.isfinite(loss):
@@ -146,19 +148,33 @@ class Trainer:
                 save_checkpoint(content, self.output / f"checkpoint_{name}.pth")
 
     def _measure_total(self, stream, model, validation_seconds: float) -> None:
-        """Time a few iterations, then fix the iteration count so the whole command fits the budget."""
+        """Time a few iterations, then set the iteration count so the whole command fits the budget (it is
+        re-estimated at every validation, see _re_estimate)."""
+        self.budget = IterationBudget(self.config.budget_minutes, self.command_start, self.config.validation_every)
         for index in range(WARMUP_ITERATIONS):
             if index == 1:  # the first iteration pays for worker start-up and allocation
-                started = time.time()
+                self.budget.start_window(self.iteration)
             self.history["loss"].append(self._train_step(model, next(stream)))
-        per_iteration = (time.time() - started) / (WARMUP_ITERATIONS - 1)
+        per_iteration = (time.time() - self.budget.window_start) / (WARMUP_ITERATIONS - 1)
         per_iteration += validation_seconds / max(self.config.validation_every, 1)
-        remaining = self.config.budget_minutes * 60 - (time.time() - self.command_start) \
-            - SAVE_RESERVE_SECONDS - validation_seconds
-        total = max(self.iteration, self.iteration + int(BUDGET_SAFETY * remaining / per_iteration))
-        self.total = self.distributed.broadcast_int(total)
+        self.total = self.distributed.broadcast_int(self.budget.total(self.iteration, per_iteration,
+                                                                      validation_seconds))
+        self.budget.start_window(self.iteration)
         self._log(f"budget {self.config.budget_minutes:g} min: {per_iteration:.3f} s per iteration measured "
-                  f"-> {self.total} iterations")
+                  f"-> {self.total} iterations (re-estimated at every validation)")
+
+    def _re_estimate(self, validation_seconds: float, bar) -> None:
+        """Follow the machine's current speed: a new count from the throughput since the last estimate."""
+        if self.budget is None:
+            return
+        total = self.budget.re_estimate(self.iteration, validation_seconds)
+        if total is None:
+            return
+        total = self.distributed.broadcast_int(total)  # every rank trains rank 0's count
+        if total != self.total:
+            self._log(f"iteration {self.iteration}: {self.budget.history[-1][2]:.3f} s per iteration lately -> "
+                      f"{total} iterations in all (was {self.total})")
+            self.total = bar.total = total
 
     def _write_debug(self, seconds: float) -> None:
         if self.distributed.is_main:
@@ -166,6 +182,7 @@ class Trainer:
                       initial_weights_path=self.initialisation.path, iterations=self.total,
                       iterations_done=self.iteration, world_size=self.distributed.world_size,
                       seconds_this_command=round(seconds, 1),
+                      budget_estimates=self.budget.history if self.budget else [],
                       started=time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.command_start)),
                       **self.provenance, earlier_commands=self.earlier_commands, isrnet_version=__version__,
                       torch_version=torch.__version__).save(self.output / DEBUG_FILE)
@@ -216,6 +233,7 @@ class Trainer:
                 self.history["loss"].append(loss)
                 bar.update(1)
                 if self.iteration % config.validation_every == 0 or self.iteration == self.total:
+                    started_validation = time.time()
                     result = self.validate(validation)
                     self.history["validation"].append(result)
                     if result["psnr"] > self.best_psnr:
@@ -226,6 +244,7 @@ class Trainer:
                     self._log(f"iteration {self.iteration}: loss "
                               f"{np.mean(self.history['loss'][-config.validation_every:]):.4f}, validation PSNR "
                               f"{result['psnr']:.2f} dB (cubic {result['psnr_cubic']:.2f} dB)")
+                    self._re_estimate(time.time() - started_validation, bar)
                 if time.time() - last_save >= config.checkpoint_every_seconds:
                     self._save("latest")
                     last_save = time.time()
