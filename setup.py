@@ -21,7 +21,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "av>=11",
-        "pydicom>=2.4",
+        "pydicom>=3.0",
     ],
     extras_require={"test": ["pytest>=7", "dcm2niix>=1.0.20220720"]},
     entry_points={

@@ -25,7 +25,7 @@ def test_entry_points_import_and_nothing_below_the_cli_imports_it() -> None:
                            "isrnet.experiment_planning import plan_and_preprocess"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     offenders = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
-                 if path.parent.name != "cli" and re.search(r"isrnet\.cli\b", path.read_text())]
+                 if path.parent.name != "cli" and re.search(r"isrnet\.cli\b", path.read_text(encoding="utf-8"))]
     assert offenders == []
 
 
@@ -169,3 +169,12 @@ def test_a_plan_for_one_device_trains_with_the_sizes_of_another() -> None:
     assert sizes_for_device(plans, "cuda", ["training.patch_size"]) == {"patch_size": 96, "batch_size": 48}
     plans["overrides"] = {"training.batch_size": 8}
     assert sizes_for_device(plans, "cuda") == {"patch_size": 192, "batch_size": 8}
+
+
+def test_edge_cases_are_clear_errors_or_empty_results(planned, tmp_path: Path) -> None:
+    from isrnet.inference import PredictOptions, predict_paths
+    folders, _ = planned
+    images = folders.raw / "Dataset001_Spheres" / "imagesTr"
+    assert predict_paths(images, tmp_path / "out", None, PredictOptions(num_parts=4, part_id=3)) == []  # 2 inputs
+    with pytest.raises(IsrnetError, match="skip every preprocessed case"):
+        _train(plans_overrides={"cases.*.skip": True})

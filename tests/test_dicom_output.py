@@ -154,6 +154,20 @@ def test_uids_are_new_and_identity_is_copied(series_and_outputs) -> None:
         [float(v) for v in original.ImageOrientationPatient], abs=1e-6)
     assert [int(ds.InstanceNumber) for ds in instances] == list(range(1, len(instances) + 1))
     assert first.BitsAllocated == 16 and "RescaleSlope" in first
+    assert first.ScanningSequence and first.SequenceVariant and "PositionReferenceIndicator" in first  # MR IOD
+
+
+def test_names_keep_their_character_set(tmp_path: Path, checkpoint: Path) -> None:
+    source = tmp_path / "t2_ax"
+    write_series(source, phantom())
+    for path in source.iterdir():
+        ds = pydicom.dcmread(path)
+        ds.SpecificCharacterSet, ds.PatientName = "ISO_IR 192", "山田^太郎"
+        ds.save_as(path)
+    done = predict("-i", str(source), "-o", str(tmp_path / "out"), "-m", str(checkpoint), "--output-format", "dicom")
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+    first = pydicom.dcmread(sorted((tmp_path / "out" / "t2_ax").iterdir())[0])
+    assert str(first.PatientName) == "山田^太郎" and first.SpecificCharacterSet == "ISO_IR 192"
 
 
 def test_anonymise_drops_identity(tmp_path: Path, checkpoint: Path) -> None:

@@ -17,7 +17,7 @@ from training_support import SMALL_NETWORK, smooth_volume
 
 DATASET = "Dataset001_Keys"
 TINY = {"training.patch_size": 24, "training.batch_size": 2}
-RECORDS = {"plans_format", "dataset", "kind", "overrides", "cases.*.thickness_source", "cases.*.reason"}
+RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.thickness_source", "cases.*.reason"}
 
 
 @pytest.fixture
@@ -105,26 +105,6 @@ def _training_case_names(plans: dict) -> list[str]:
     return [properties["case"] for _, properties in load_training_cases(DATASET, plans)]
 
 
-def _training_device() -> str:
-    """The device a one-iteration run trains on (the plans' unless given), or why it cannot."""
-    from isrnet.training import TrainingOptions, run_training
-
-    def train() -> str:
-        options = TrainingOptions(iterations=1, workers=0, from_scratch=True, validation_batches=1,
-                                  tag=f"probe{len(list(run_folders()))}")
-        return run_training(DATASET, "ssft", options).record().config["device"]
-    try:
-        return train()
-    except IsrnetError as error:
-        return f"error: {error}"
-
-
-def run_folders():
-    from isrnet import paths
-    folder = paths.results_folder() / DATASET
-    return folder.iterdir() if folder.is_dir() else iter(())
-
-
 def _prediction_slices(plans: dict, tmp: Path) -> int:
     from isrnet.inference.predictor import Predictor
     from isrnet.networks import build_network
@@ -154,7 +134,6 @@ def _video_batch(sampler_overrides: dict[str, Any]) -> Any:
 # key -> (value to set, probe(plans, tmp) -> something that must change). Probes that need the preprocessed
 # arrays of the changed plan are marked with preprocess=True.
 PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
-    "device": ("cuda", lambda p, t: _training_device(), False),
     "normalization": ("foreground_percentile_0.5_99.5", lambda p, t: _preprocessed(p)["a"].mean(), True),
     "network.name": ("NoSuchNet", lambda p, t: _raises(lambda: _trainer(p, t)), False),
     **{f"network.kwargs.{key}": (value + (2 if key != "context" else 2), lambda p, t: sum(
@@ -250,6 +229,7 @@ def test_isr_train_set_changes_the_simulated_profile(keys_dataset) -> None:
     ("cases.a.transpose_forward", [0, 1, 2], "settable keys are"),
     ("cases.zzz.factor", 2.0, "no case 'zzz'"),
     ("kind", "hr_mr", "is a record, not a setting"),
+    ("device", "cuda", "is a record, not a setting"),
     ("training.stage", "ssft", "plans have no key 'training.stage'"),
 ])
 def test_bad_settings_are_refused_at_planning(keys_dataset, key: str, value: Any, message: str) -> None:
@@ -263,3 +243,18 @@ def test_a_preprocessing_key_changed_at_training_time_says_to_preprocess_again(k
     plans["cases"]["a"]["slice_axis"] = 1
     with pytest.raises(IsrnetError, match="preprocess again"):
         load_training_cases(DATASET, plans)
+
+
+def test_the_plans_device_is_where_isr_train_runs_by_default(keys_dataset) -> None:
+    """`device` is set by planning with -device (it sizes patches), not with --set; isr_train follows it."""
+    import torch
+
+    from isrnet.experiment_planning import PlanOptions, plan_experiment
+    from isrnet.training import TrainingOptions, run_training
+    plan_experiment(DATASET, PlanOptions(device="cuda", overrides=TINY))
+    options = TrainingOptions(iterations=1, workers=0, from_scratch=True, validation_batches=1, tag="probe")
+    if torch.cuda.is_available():
+        assert run_training(DATASET, "ssft", options).record().config["device"] == "cuda"
+    else:
+        with pytest.raises(IsrnetError, match="no CUDA device"):
+            run_training(DATASET, "ssft", options)

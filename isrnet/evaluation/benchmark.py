@@ -97,7 +97,8 @@ def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
         shipped = mrft[0] == shipped_weights("mrft")
         label = "isrnet shipped mrft weights (no fine-tuning)" if shipped else \
             f"isrnet mrft (Dataset{mrft_dataset:03d}, no fine-tuning)"
-        models.append(BenchmarkModel(label, mrft[0], "mrft"))
+        models.append(BenchmarkModel(label, mrft[0], "mrft", None if shipped else finished_stage_run(mrft_dataset,
+                                                                                                     "mrft")))
     for run in runs_of(dataset):
         if run.finished:
             bound = not STAGES[run.stage].pipeline

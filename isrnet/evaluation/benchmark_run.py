@@ -28,6 +28,7 @@ from isrnet.evaluation.upper_bound import train_upper_bound, upper_bound_run
 from isrnet.experiment_planning.plans_file import load_plans
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.utilities.device import resolve_device
+from isrnet.utilities.files import atomic_write_text
 
 
 @dataclass
@@ -77,10 +78,10 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
     table, outputs = benchmark(cases, models, device, classic=classic)
     output = paths.results_folder() / dataset / "benchmark"
     output.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output / "benchmark.csv", index=False, float_format="%.4f")
+    atomic_write_text(table.to_csv(index=False, float_format="%.4f"), output / "benchmark.csv")
     summary = summary_table(table)
-    summary.to_csv(output / "benchmark_summary.csv", float_format="%.4f")
-    (output / "benchmark_summary.md").write_text(markdown_table(summary))
+    atomic_write_text(summary.to_csv(float_format="%.4f"), output / "benchmark_summary.csv")
+    atomic_write_text(markdown_table(summary), output / "benchmark_summary.md")
     text = terminal_table(summary, len(cases))
 
     figures = []
@@ -99,7 +100,7 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
         rows = {"(mrft alone, no ssft)": pretrained, **{arm: by_checkpoint[str(path)] for arm, path in ablation.items()}}
         ablation_table = summary.loc[[label for label in rows.values() if label]].copy()
         ablation_table.index = [arm for arm, label in rows.items() if label]
-        ablation_table.to_csv(output / "ablation.csv", float_format="%.4f")
+        atomic_write_text(ablation_table.to_csv(float_format="%.4f"), output / "ablation.csv")
         curves = output / "ablation_curves.png"
         iterations = load_checkpoint(ablation["ssft from video+mrft"])["iteration"]
         ablation_note = f"{iterations} ssft iterations each; the video+mrft arm's budget: {budget:g} min"

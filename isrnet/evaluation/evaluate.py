@@ -12,7 +12,7 @@ from isrnet.errors import IsrnetError
 from isrnet.evaluation.metrics import compare
 from isrnet.imageio import read_volume
 from isrnet.imageio.formats import sidecar_of
-from isrnet.utilities.files import save_json
+from isrnet.utilities.files import atomic_write_text, save_json
 
 
 def _cases(path: Path) -> dict[str, Path]:
@@ -53,7 +53,7 @@ def evaluate_folders(reference: Path, prediction: Path) -> pd.DataFrame:
 def write_results(table: pd.DataFrame, output: Path) -> dict:
     """`<output>.csv` (per case) and `<output>.json` (means); returns the summary."""
     output.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(output.with_suffix(".csv"), index=False, float_format="%.4f")
+    atomic_write_text(table.to_csv(index=False, float_format="%.4f"), output.with_suffix(".csv"))
     numeric = table.drop(columns=["case"]).select_dtypes("number")
     summary = {"cases": len(table), "mean": numeric.mean().round(4).to_dict(),
                "data_range": "99.9th percentile - minimum of the reference inside the foreground mask",

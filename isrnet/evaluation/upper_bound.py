@@ -17,7 +17,7 @@ from isrnet.runs import Run
 from isrnet.stages import STAGES
 from isrnet.training.config import TrainingConfig
 from isrnet.training.initialization import resolve_initialisation
-from isrnet.training.run import train_run
+from isrnet.training.run import sizes_for_device, train_run
 from isrnet.training.samplers import build_samplers
 
 STAGE = STAGES["supervised"]
@@ -41,8 +41,9 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
                "thickness_ratio_range": [float(np.mean(ratios))] * 2, "profiles": ["gaussian"],
                "intensity_augmentation": False, "axes": [0]}
     run = upper_bound_run(dataset)
-    config = TrainingConfig.from_plans(plans, STAGE.name, {"tag": run.tag, "device": device,
-                                                           "budget_minutes": budget_minutes, "sampler": sampler})
+    config = TrainingConfig.from_plans(plans, STAGE.name, {**sizes_for_device(plans, device), "tag": run.tag,
+                                                           "device": device, "budget_minutes": budget_minutes,
+                                                           "sampler": sampler})
     config.extra["trained_factors"] = sampler[STAGE.factor_range_key]
     initialisation = resolve_initialisation(STAGE.name, plans["network"], plans["stage_datasets"], None, False)
     samplers = build_samplers(sampler, hr_cases, config.network["kwargs"]["context"])

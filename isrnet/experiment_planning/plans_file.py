@@ -15,7 +15,7 @@ from isrnet.utilities.files import load_json
 PLANS_FILE = "plans.json"
 PLANS_FORMAT = 2
 # Records and identity, not settings: `--set` refuses them.
-NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides")
+NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides", "device")  # device: plan with -device instead
 # Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
 CASE_KEYS = ("slice_axis", "factor", "slice_thickness", "slice_profile", "skip")
 # Keys earlier isrnet versions wrote that nothing read (or that are derived now): an old plans.json gets an error.

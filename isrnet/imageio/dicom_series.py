@@ -18,6 +18,7 @@ import numpy as np
 
 from isrnet import __version__
 from isrnet.errors import IsrnetError
+from isrnet.imageio.reader_writer import dicom_series_files
 from isrnet.imageio.volume import Volume
 from isrnet.utilities.files import atomic_folder
 
@@ -27,13 +28,19 @@ PATIENT_STUDY_TAGS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSe
                       "StudyInstanceUID", "StudyDate", "StudyTime", "StudyID", "AccessionNumber",
                       "ReferringPhysicianName", "StudyDescription")
 EQUIPMENT_TAGS = ("Modality", "Manufacturer", "ManufacturerModelName", "InstitutionName", "StationName",
-                  "MagneticFieldStrength", "BodyPartExamined", "PatientPosition", "FrameOfReferenceUID")
+                  "MagneticFieldStrength", "BodyPartExamined", "PatientPosition", "FrameOfReferenceUID",
+                  "PositionReferenceIndicator")
+# The acquisition (MR Image module), copied so the series stays a valid MR image; type-1 ones get a fallback.
+ACQUISITION_TAGS = ("ScanningSequence", "SequenceVariant", "ScanOptions", "MRAcquisitionType", "RepetitionTime",
+                    "EchoTime", "EchoTrainLength", "FlipAngle", "SequenceName", "ProtocolName")
+TYPE_1_FALLBACK = {"ScanningSequence": "RM", "SequenceVariant": "NONE"}  # RM: research mode
 TYPE_2_EMPTY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
-                "AccessionNumber", "ReferringPhysicianName")
+                "AccessionNumber", "ReferringPhysicianName", "Manufacturer", "PositionReferenceIndicator",
+                "ScanOptions", "MRAcquisitionType", "EchoTime", "EchoTrainLength")
 # With anonymise: only these are copied (not identifying on their own); UIDs and the patient ID are new,
 # names and dates are left empty.
 ANONYMOUS_KEPT = ("PatientSex", "PatientAge", "Modality", "Manufacturer", "ManufacturerModelName",
-                  "MagneticFieldStrength", "BodyPartExamined", "PatientPosition")
+                  "MagneticFieldStrength", "BodyPartExamined", "PatientPosition", *ACQUISITION_TAGS)
 SERIES_NUMBER_OFFSET = 1000  # derived series number = source series number + this
 
 
@@ -48,21 +55,15 @@ class SeriesIdentity:
 def read_identity(folder: str | Path) -> SeriesIdentity:
     """The identity of the DICOM series in `folder` (the series with the most files, as isrnet reads it)."""
     import pydicom
-    import SimpleITK as sitk
 
-    folder = Path(folder)
-    reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder)) if folder.is_dir() else ()
-    if not series:
-        raise IsrnetError(f"{folder}: no DICOM series found (expected a folder holding one series)")
-    files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    files = dicom_series_files(Path(folder))
     try:
         source = pydicom.dcmread(files[0], stop_before_pixels=True)
     except Exception as error:  # pydicom raises several types for damaged files
         raise IsrnetError(f"{files[0]}: cannot be read as DICOM ({type(error).__name__})") from None
     tags = pydicom.Dataset()
-    for keyword in PATIENT_STUDY_TAGS + EQUIPMENT_TAGS:
-        if keyword in source:
+    for keyword in ("SpecificCharacterSet", *PATIENT_STUDY_TAGS, *EQUIPMENT_TAGS, *ACQUISITION_TAGS):
+        if keyword in source:  # the character set first: names are decoded and written in it
             setattr(tags, keyword, getattr(source, keyword))
     try:
         number = int(source.get("SeriesNumber") or 0)
@@ -132,13 +133,16 @@ def write_dicom_series(volume: Volume, folder: str | Path, identity: SeriesIdent
             meta.ImplementationVersionName = f"isrnet {__version__}"[:16]
             ds = pydicom.Dataset()
             ds.file_meta = meta
-            kept = ANONYMOUS_KEPT if anonymise else PATIENT_STUDY_TAGS + EQUIPMENT_TAGS
-            for keyword in kept:
+            kept = ANONYMOUS_KEPT if anonymise else PATIENT_STUDY_TAGS + EQUIPMENT_TAGS + ACQUISITION_TAGS
+            for keyword in ("SpecificCharacterSet", *kept):
                 if keyword in identity.tags:
                     setattr(ds, keyword, getattr(identity.tags, keyword))
             for keyword in TYPE_2_EMPTY:
                 if keyword not in ds:
-                    setattr(ds, keyword, "")
+                    setattr(ds, keyword, None)  # present and empty
+            for keyword, fallback in TYPE_1_FALLBACK.items():
+                if not ds.get(keyword):
+                    setattr(ds, keyword, fallback)
             if anonymise:
                 ds.PatientID = anonymous_id
                 ds.PatientIdentityRemoved = "YES"

@@ -40,13 +40,19 @@ def to_sitk(volume: Volume) -> sitk.Image:
     return image
 
 
-def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
+def dicom_series_files(folder: Path) -> tuple[str, ...]:
+    """The files of the series in `folder` that isrnet reads: the one with the most files (localisers and other
+    small series beside it are ignored)."""
     reader = sitk.ImageSeriesReader()
-    series = reader.GetGDCMSeriesIDs(str(folder))
+    series = reader.GetGDCMSeriesIDs(str(folder)) if Path(folder).is_dir() else ()
     if not series:
         raise IsrnetError(f"{folder}: no DICOM series found in this folder")
-    # The series with the most files is the volume; others (localisers) are ignored.
-    files = max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+    return max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
+
+
+def _read_dicom_series(folder: Path) -> tuple[sitk.Image, float | None]:
+    reader = sitk.ImageSeriesReader()
+    files = dicom_series_files(folder)
     reader.SetFileNames(files)
     reader.MetaDataDictionaryArrayUpdateOn()
     image = reader.Execute()

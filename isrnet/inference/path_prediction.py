@@ -93,6 +93,8 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
     if not isinstance(model, Model):
         model = shipped_model() if model is None else from_model_path(model)
     log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}")
+    if not cases:  # a part of a split with more parts than inputs
+        return []
     output.mkdir(parents=True, exist_ok=True)
     processes = min(options.processes, len(cases))
     threads = max(1, (os.cpu_count() or 1) // processes)

@@ -65,6 +65,7 @@ class OutputFormat:
     anonymise: bool = False  # DICOM output without identity (new UIDs and patient ID, no names or dates)
 
     def __post_init__(self) -> None:
+        self.dicom_reference = Path(self.dicom_reference) if self.dicom_reference is not None else None
         if self.format not in OUTPUT_FORMATS:
             raise IsrnetError(f"unknown output format '{self.format}'; use one of {', '.join(OUTPUT_FORMATS)}")
         if self.anonymise and self.format == "nifti":
@@ -132,5 +133,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
     if identity_source is not None:
         sidecar["dicom"] = {"identity_from": str(identity_source), "anonymised": output.anonymise}
+        if output.anonymise:  # folder names are often patient names
+            sidecar["input"] = sidecar["dicom"]["identity_from"] = "(anonymised)"
     save_json(sidecar, sidecar_of(target))
     return target

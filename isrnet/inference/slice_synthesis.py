@@ -20,6 +20,9 @@ from isrnet.networks.slice_synth import conditioning_vector, cubic_between
 
 TILE_PIXELS = 768 * 768  # larger slices are processed in overlapping in-plane tiles
 TILE_OVERLAP = 24  # pixels on each side, more than the network's receptive field radius
+BLOCK_BYTES = 2 * 2**30  # a block of gaps keeps its activations under about this much device memory
+BYTES_PER_PIXEL_GAP = 4 * 400  # float32 activations of one gap's mix (~400 channels) ...
+BYTES_PER_PIXEL_POSITION = 4 * 100  # ... and of each output position's decode (~100 channels)
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,13 @@ class Acceleration:
     def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
         """The measured defaults: one gap per call on the CPU (larger blocks are not faster there), 16 on CUDA."""
         return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"))
+
+
+def block_size(acceleration: Acceleration, pixels: int, positions_per_gap: int) -> int:
+    """Gaps per call: the requested number, fewer where a block would not fit BLOCK_BYTES (large slices, large
+    factors), at least 1."""
+    per_gap = pixels * (BYTES_PER_PIXEL_GAP + BYTES_PER_PIXEL_POSITION * max(positions_per_gap, 1))
+    return max(1, min(acceleration.gaps_per_call, BLOCK_BYTES // per_gap))
 
 
 def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[int, list[int]]:
@@ -61,8 +71,9 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
     plan = sorted(_gap_plan(positions, n, keep_input).items())
     cache: dict[int, torch.Tensor] = {}
     autocast = torch.autocast("cuda", dtype=torch.float16, enabled=acceleration.amp)
-    for start in range(0, len(plan), max(1, acceleration.gaps_per_call)):
-        block = plan[start:start + max(1, acceleration.gaps_per_call)]
+    gaps = block_size(acceleration, stack.shape[1] * stack.shape[2], max((len(i) for _, i in plan), default=1))
+    for start in range(0, len(plan), gaps):
+        block = plan[start:start + gaps]
         windows = [[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
         needed = sorted({i for window in windows for i in window})
         for index in list(cache):

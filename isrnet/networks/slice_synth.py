@@ -72,19 +72,17 @@ class SliceSynthNet(nn.Module):
         return self.encode_slices(slices.reshape(b * n, h, w)).reshape(b, n, -1, h, w)
 
     def encode_slices(self, slices: torch.Tensor) -> torch.Tensor:
-        """Per-slice features of N slices [N, H, W] -> [N, C + 1, H, W] (in the layout of the weights)."""
+        """Per-slice features of N slices [N, H, W] -> [N, C + 1, H, W]."""
         single = slices[:, None]
-        features = self.encoder(single)
-        return torch.cat([features, single.contiguous(memory_format=torch.channels_last)
-                          if features.is_contiguous(memory_format=torch.channels_last) else single], 1)
+        return torch.cat([self.encoder(single), single], 1)
 
     def mix(self, features: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
         """Features of K context slices [B, K, C + 1, H, W] + conditioning [B, 2] -> gap state [B, 3D, H, W]."""
         return self.mix_slices(list(features.unbind(1)), conditioning)
 
     def mix_slices(self, features: list[torch.Tensor], conditioning: torch.Tensor) -> torch.Tensor:
-        """`mix` with the K context slices' features as K tensors [B, C + 1, H, W] (any memory layout: prediction
-        keeps them channels-last, so the fusion input is built by one concatenation and never converted)."""
+        """`mix` with the K context slices' features as K tensors [B, C + 1, H, W]: prediction builds the fusion
+        input from its cached per-slice features with one concatenation (no stacking into [B, K, ...] first)."""
         b, _, h, w = features[0].shape
         condition = conditioning[:, :, None, None].expand(b, 2, h, w).to(features[0].dtype)
         fused = self.fuse(torch.cat([*features, condition], 1))

@@ -3,7 +3,7 @@
 `prepare_volume` (volume + slice axis + normalisation [+ crop box] -> slices-first normalised array and an
 `Inversion`) is what `isr_preprocess` saves for training and what `isr_predict` feeds the network; `restore`
 inverts it exactly. The slice axis is never resampled. Arrays are plain `.npy` (memory-mappable, no codec
-dependency); properties are JSON. The per-case decisions (thickness, profile, factor) stay in plans.json and
+dependency); properties are JSON. The per-case decisions (thickness, profile) stay in plans.json and
 are joined to the arrays when training loads them, so `isr_train --set cases.NAME.slice_profile=rect` works.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from isrnet.utilities.parallel import map_cases, raise_collected
 
 IN_PLANE_MARGIN = 4  # voxels kept around the foreground box in-plane (context for the network)
 DONE_FILE = "preprocessing_done.json"
-CASE_DECISIONS = ("slice_thickness", "slice_profile", "factor")  # read from the plans at training time
+CASE_DECISIONS = ("slice_thickness", "slice_profile")  # what the samplers read from the plans at training time
 
 
 @dataclass

@@ -18,7 +18,6 @@ BUDGET_SAFETY = 0.95  # iterations slow down a little after the warm-up (checkpo
 class IterationBudget:
     budget_minutes: float
     command_start: float  # the budget counts from when the command started
-    validation_every: int
     window_start: float = field(default_factory=time.time)
     window_iteration: int = 0
     history: list = field(default_factory=list)  # (iteration, total, seconds per iteration) of every estimate

@@ -36,9 +36,6 @@ class TrainingConfig:
     def run_name(self) -> str:
         return self.stage if not self.tag else f"{self.stage}__{self.tag}"
 
-    def option_names(self) -> set[str]:
-        return {f.name for f in fields(self)}
-
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

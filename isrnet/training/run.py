@@ -114,6 +114,7 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
               f"{sizes['batch_size']})", file=sys.stderr)
     overrides = {**sizes, **{key: value for key, value in overrides.items() if value is not None}}
     config = TrainingConfig.from_plans(plans, stage, overrides)
+    cases = load_training_cases(dataset, plans)  # first: it says clearly when nothing is left to train on
     config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
     run = Run(dataset, stage, options.tag)
     if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
@@ -121,6 +122,5 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
     else:
         initialisation = resolve_initialisation(stage, plans["network"], plans["stage_datasets"], config.init,
                                                 config.from_scratch)
-    cases = load_training_cases(dataset, plans)
     samplers = build_samplers(config.sampler, cases, config.network["kwargs"]["context"])
     return train_run(run, config, samplers, plans, initialisation, options.command, started)

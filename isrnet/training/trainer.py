@@ -150,7 +150,7 @@ class Trainer:
     def _measure_total(self, stream, model, validation_seconds: float) -> None:
         """Time a few iterations, then set the iteration count so the whole command fits the budget (it is
         re-estimated at every validation, see _re_estimate)."""
-        self.budget = IterationBudget(self.config.budget_minutes, self.command_start, self.config.validation_every)
+        self.budget = IterationBudget(self.config.budget_minutes, self.command_start)
         for index in range(WARMUP_ITERATIONS):
             if index == 1:  # the first iteration pays for worker start-up and allocation
                 self.budget.start_window(self.iteration)
