@@ -21,7 +21,7 @@ from isrnet.errors import IsrnetError
 from isrnet.inference.model_resolution import Model, from_model_path, shipped_model
 from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of, predict_file
 from isrnet.inference.predictor import PredictionSettings, Predictor
-from isrnet.utilities.device import resolve_device
+from isrnet.utilities.device import check_amp, resolve_device
 from isrnet.utilities.progress import progress, stderr_is_terminal, write
 
 
@@ -88,8 +88,7 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
     if output.resolve() in (source_folder.resolve(), inputs.resolve()):
         raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
     device = resolve_device(options.device)
-    if options.amp and device != "cuda":
-        raise IsrnetError("--amp (float16 autocast) needs -device cuda")
+    check_amp(device, options.amp)  # here too: before worker processes would fail on it one by one
     if not isinstance(model, Model):
         model = shipped_model() if model is None else from_model_path(model)
     log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}")

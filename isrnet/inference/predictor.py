@@ -28,6 +28,7 @@ from isrnet.networks import build_network
 from isrnet.preprocessing.preprocessor import prepare_volume
 from isrnet.runs import Run
 from isrnet.training.checkpointing import load_checkpoint
+from isrnet.utilities.device import check_amp
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
 
@@ -46,8 +47,7 @@ class Predictor:
     def __init__(self, network: torch.nn.Module, description: str, device: str = "cpu",
                  trained_factors: tuple[float, float] | None = None, plans: dict | None = None,
                  amp: bool = False) -> None:
-        if amp and not str(device).startswith("cuda"):
-            raise IsrnetError("--amp (float16 autocast) needs -device cuda")
+        check_amp(device, amp)
         self.network = network.to(device).eval()
         self.description, self.device, self.trained_factors = description, device, trained_factors
         self.plans = plans or {}

@@ -15,3 +15,9 @@ def resolve_device(name: str) -> str:
         if not torch.cuda.is_available():
             raise IsrnetError("-device cuda: this torch build sees no CUDA device; use -device cpu")
     return name
+
+
+def check_amp(device: str, amp: bool) -> None:
+    """Mixed precision (float16 autocast) is for CUDA only."""
+    if amp and not str(device).startswith("cuda"):
+        raise IsrnetError("--amp (float16 autocast) needs -device cuda")
