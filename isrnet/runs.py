@@ -85,8 +85,7 @@ class Run:
 
     def checkpoint(self, which: tuple[str, ...] = CHECKPOINT_PREFERENCE) -> Path | None:
         """The first of checkpoint_final/best/latest.pth that exists (or of `which`)."""
-        return next((self.folder / f"checkpoint_{name}.pth" for name in which
-                     if (self.folder / f"checkpoint_{name}.pth").is_file()), None)
+        return checkpoint_in(self.folder, which)
 
     @property
     def final(self) -> Path:
@@ -108,6 +107,12 @@ class Run:
 
     def __str__(self) -> str:
         return f"{self.dataset}/{self.name}"
+
+
+def checkpoint_in(folder: Path, which: tuple[str, ...] = CHECKPOINT_PREFERENCE) -> Path | None:
+    """The first of `folder`/checkpoint_final/best/latest.pth that exists (any folder: runs, installed models)."""
+    return next((folder / f"checkpoint_{name}.pth" for name in which if (folder / f"checkpoint_{name}.pth").is_file()),
+                None)
 
 
 def datasets_with_number(number: int) -> list[str]:

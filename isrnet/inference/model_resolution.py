@@ -12,7 +12,7 @@ from isrnet import paths
 from isrnet.datasets import resolve_dataset
 from isrnet.errors import IsrnetError
 from isrnet.pretrained import SHIPPED_STAGES, describe_shipped, shipped_weights
-from isrnet.runs import CHECKPOINT_PREFERENCE, Run, latest_run
+from isrnet.runs import CHECKPOINT_PREFERENCE, Run, checkpoint_in, latest_run
 from isrnet.utilities.files import load_json
 
 
@@ -34,8 +34,7 @@ def from_model_path(path: str | Path) -> Model:
     if path.is_file():
         return Model(path, _plans_beside(path), str(path))
     if path.is_dir():
-        checkpoint = next((path / f"checkpoint_{name}.pth" for name in CHECKPOINT_PREFERENCE
-                           if (path / f"checkpoint_{name}.pth").is_file()), None)
+        checkpoint = checkpoint_in(path)
         if checkpoint is None:
             raise IsrnetError(f"{path} holds no checkpoint "
                               f"({', '.join(f'checkpoint_{n}.pth' for n in CHECKPOINT_PREFERENCE)})")
