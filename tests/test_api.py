@@ -178,3 +178,16 @@ def test_edge_cases_are_clear_errors_or_empty_results(planned, tmp_path: Path) -
     assert predict_paths(images, tmp_path / "out", None, PredictOptions(num_parts=4, part_id=3)) == []  # 2 inputs
     with pytest.raises(IsrnetError, match="skip every preprocessed case"):
         _train(plans_overrides={"cases.*.skip": True})
+
+
+def test_training_options_render_the_equivalent_isr_train_command() -> None:
+    import shlex
+
+    from isrnet.cli.train import build_parser, options_from
+    from isrnet.training import TrainingOptions
+    options = TrainingOptions(iterations=40, from_scratch=True, tag="t", validation_batches=1,
+                              plans_overrides={"sampler.pairs": "slices"})
+    arguments = shlex.split(options.as_command("001", "ssft"))[1:]
+    parsed = options_from(build_parser().parse_args(arguments), started=0.0)
+    assert (parsed.iterations, parsed.from_scratch, parsed.tag) == (40, True, "t")
+    assert parsed.plans_overrides == {"sampler.pairs": "slices", "training.validation_batches": 1}

@@ -9,7 +9,6 @@ training than another. Arms that exist with that count are reused, so `isr_bench
 """
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import numpy as np
@@ -42,12 +41,9 @@ def _reference_arm(dataset: str, budget: float, mrft_start: Path) -> Run:
 
 def _train(dataset: str, tag: str, device: str, **options) -> None:
     from isrnet.training import TrainingOptions, run_training
-    arguments = [dataset, "ssft", "--tag", tag, "-device", device]
-    for key, value in options.items():
-        arguments += ["--from-scratch"] if key == "from_scratch" else [f"-{key}" if key == "init" else
-                                                                       f"--{key.replace('_', '-')}", str(value)]
-    command = shlex.join(["isr_train", *arguments]) + "  (run by isr_benchmark --ablation)"
-    run_training(dataset, "ssft", TrainingOptions(tag=tag, device=device, command=command, **options))
+    arm = TrainingOptions(tag=tag, device=device, **options)
+    arm.command = arm.as_command(dataset, "ssft") + "  (run by isr_benchmark --ablation)"
+    run_training(dataset, "ssft", arm)
 
 
 def _check_reusable(run: Run, reference: RunRecord, iterations: int) -> None:

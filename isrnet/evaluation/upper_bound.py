@@ -11,13 +11,12 @@ import time
 import numpy as np
 
 from isrnet.evaluation.benchmark import Case
-from isrnet.imageio.geometry import slices_first
 from isrnet.preprocessing.preprocessor import prepare_volume
 from isrnet.runs import Run
 from isrnet.stages import STAGES
 from isrnet.training.config import TrainingConfig
 from isrnet.training.initialization import resolve_initialisation
-from isrnet.training.run import sizes_for_device, train_run
+from isrnet.training.run import sizes_for_device, train_run, trained_factor_range
 from isrnet.training.samplers import build_samplers
 
 STAGE = STAGES["supervised"]
@@ -32,10 +31,9 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
     start = time.time()
     hr_cases, factors, ratios = [], [], []
     for case in cases:
-        stack = slices_first(case.reference, case.slice_axis)
         array, _ = prepare_volume(case.reference, case.slice_axis, plans["normalization"])
         hr_cases.append((array, {"case": case.name}))
-        factors.append(case.low.spacing[case.slice_axis] / stack.spacing[0])
+        factors.append(case.low.spacing[case.slice_axis] / case.reference.spacing[case.slice_axis])
         ratios.append(case.thickness / case.low.spacing[case.slice_axis])
     sampler = {**STAGE.sampler_defaults, "factor_range": [float(np.mean(factors))] * 2,
                "thickness_ratio_range": [float(np.mean(ratios))] * 2, "profiles": ["gaussian"],
@@ -44,7 +42,7 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
     config = TrainingConfig.from_plans(plans, STAGE.name, {**sizes_for_device(plans, device), "tag": run.tag,
                                                            "device": device, "budget_minutes": budget_minutes,
                                                            "sampler": sampler})
-    config.extra["trained_factors"] = sampler[STAGE.factor_range_key]
+    config.extra["trained_factors"] = trained_factor_range(STAGE, plans, sampler)
     initialisation = resolve_initialisation(STAGE.name, plans["network"], plans["stage_datasets"], None, False)
     samplers = build_samplers(sampler, hr_cases, config.network["kwargs"]["context"])
     return train_run(run, config, samplers, plans, initialisation, started=start)

@@ -13,7 +13,7 @@ from isrnet.datasets import case_name
 from isrnet.errors import IsrnetError
 from isrnet.imageio import Volume, read_volumes, write_volumes
 from isrnet.imageio.dicom_series import read_identity, write_dicom_series
-from isrnet.imageio.geometry import input_slice_positions, slice_axis_of
+from isrnet.imageio.geometry import input_slice_positions
 from isrnet.imageio.formats import (FLOAT_WRITABLE, IMAGE_ENDINGS, OUTPUT_FORMATS, image_ending, is_dicom_folder,
                                     sidecar_of)
 from isrnet.inference.predictor import PredictionSettings, Predictor
@@ -113,7 +113,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     if identity_source is not None and len(volumes) > 1:
         raise IsrnetError(f"{source.name}: a 4D image cannot be one DICOM series; use --output-format nifti")
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
-    axis = slice_axis_of(volumes[0].spacing) if settings.slice_axis is None else settings.slice_axis
+    axis = predictor.slice_axis(volumes[0], settings)
     factor = volumes[0].spacing[axis] / results[0].spacing[axis]
     out_dtype = dtype or "float32"
     if identity_source is not None:
@@ -125,7 +125,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     sidecar = {"input": str(source), "output": target.name, "model": predictor.description,
                "factor": factor,
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(results[0].spacing),
-               "slice_thickness_mm": settings.slice_thickness or volumes[0].slice_thickness or volumes[0].spacing[axis],
+               "slice_thickness_mm": predictor.slice_thickness(volumes[0], settings, axis),
                "slice_axis": axis, "input_positions": input_slice_positions(volumes[0], axis).round(4).tolist(),
                "settings": asdict(settings), "volumes": len(volumes),
                "format": "dicom series" if identity_source is not None else image_ending(target),

@@ -83,6 +83,16 @@ class Predictor:
                        slice_thickness=requested.slice_thickness or plan.get("slice_thickness"),
                        slice_axis=requested.slice_axis if requested.slice_axis is not None else plan.get("slice_axis"))
 
+    @staticmethod
+    def slice_axis(volume: Volume, settings: PredictionSettings) -> int:
+        """The axis super-resolved: the settings' (the plan's), else the one with the largest spacing."""
+        return slice_axis_of(volume.spacing) if settings.slice_axis is None else settings.slice_axis
+
+    @staticmethod
+    def slice_thickness(volume: Volume, settings: PredictionSettings, axis: int) -> float:
+        """The input thickness in mm: the settings' (the plan's), else the volume's record, else its spacing."""
+        return settings.slice_thickness or volume.slice_thickness or volume.spacing[axis]
+
     def resolve_factor(self, volume: Volume, settings: PredictionSettings, axis: int) -> float:
         if settings.factor is not None:
             return float(settings.factor)
@@ -93,7 +103,7 @@ class Predictor:
     def predict(self, volume: Volume, settings: PredictionSettings = PredictionSettings(),
                 progress: Callable[[int], None] | None = None) -> Volume:
         """Super-resolve along the slice axis (largest spacing unless set); geometry follows exactly."""
-        axis = slice_axis_of(volume.spacing) if settings.slice_axis is None else settings.slice_axis
+        axis = self.slice_axis(volume, settings)
         ratio = factor_of(volume.spacing, axis)
         if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
             raise IsrnetError(f"volume is already near-isotropic (slice spacing {volume.spacing[axis]:g} mm is "
@@ -107,7 +117,7 @@ class Predictor:
         if self.trained_factors and factor > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
             warnings.warn(f"factor x{factor:.3g} is far above the largest factor this model was trained for "
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
-        thickness = settings.slice_thickness or volume.slice_thickness or volume.spacing[axis]
+        thickness = self.slice_thickness(volume, settings, axis)
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,

@@ -3,8 +3,9 @@
 Memory stays O(K + gaps per call) slices of features whatever the number of slices: each slice is encoded
 once, when it first enters a block's context, and dropped when no later gap needs it. A block of
 `gaps_per_call` consecutive gaps is one `mix` call and one `decode` call (several gaps and output positions per
-network call); its results stay on the device until the block is done. On the CPU, channels-last tensors are
-about 1.7x faster for this network's convolutions; on CUDA, `amp` runs the network in float16 autocast.
+network call); its results stay on the device until the block is done. On the CPU, channels-last weights made
+this network's mix and decode 1.3-1.7x faster in isolation (about 1.05x end to end, measured with
+benchmarks/prediction_speed_memory.py); on CUDA, `amp` runs the network in float16 autocast.
 """
 from __future__ import annotations
 

@@ -11,6 +11,7 @@ import pandas as pd
 
 from isrnet import paths
 from isrnet.errors import IsrnetError
+from isrnet.runs import DEBUG_FILE, RunRecord
 from isrnet.utilities.files import load_json
 
 MAX_CHAIN = 8  # initialised_from links followed (runs started from each other cannot recurse forever)
@@ -45,30 +46,31 @@ def _validation(history: list[dict]) -> dict:
 
 def run_provenance(run_folder: Path, checkpoint: dict, depth: int = 0) -> dict:
     """Provenance of the finished run in `run_folder` whose final checkpoint is `checkpoint`."""
-    debug_path = run_folder / "debug.json"
+    debug_path = run_folder / DEBUG_FILE
     if not debug_path.is_file() and (run_folder / "provenance.json").is_file():  # an installed model
         return load_json(run_folder / "provenance.json")
     if not debug_path.is_file():
         raise IsrnetError(f"{run_folder} has no debug.json: it is not a run folder written by isr_train")
-    debug = load_json(debug_path)
-    config = debug["config"]
-    earlier = debug.get("earlier_commands", [])  # a run continued with --c: every command's share
+    debug = RunRecord.load(debug_path)
+    config = debug.config
+    earlier = debug.earlier_commands  # a run continued with --c: every command's share
     record = {
         "stage": config["stage"], "run": run_folder.name, "dataset": _dataset_record(config["dataset"]),
-        "command": debug.get("command", "(not recorded by this isrnet version)"),
-        "git_commit": debug.get("git_commit"), "started": debug.get("started"),
-        "iterations": debug.get("iterations_done"),
-        "wall_time_minutes": round(sum(c.get("seconds_this_command") or 0 for c in earlier + [debug]) / 60, 2),
+        "command": debug.command or "(not recorded by this isrnet version)",
+        "git_commit": debug.git_commit, "started": debug.started,
+        "iterations": debug.iterations_done,
+        "wall_time_minutes": round((sum(c.get("seconds_this_command") or 0 for c in earlier)
+                                    + (debug.seconds_this_command or 0)) / 60, 2),
         "earlier_commands": earlier,
         "budget_minutes": config.get("budget_minutes"), "batch_size": config["batch_size"],
-        "patch_size": config["patch_size"], "processes": debug.get("world_size", 1), "device": config["device"],
-        "machine": debug.get("machine"), "network": config["network"],
+        "patch_size": config["patch_size"], "processes": debug.world_size, "device": config["device"],
+        "machine": debug.machine, "network": config["network"],
         "parameters": sum(int(t.numel()) for t in checkpoint["state_dict"].values()),
         "sampler": config["sampler"], "trained_factors": checkpoint.get("trained_factors"),
-        "initial_weights": debug.get("initial_weights"),
+        "initial_weights": debug.initial_weights or None,
         "validation": _validation(checkpoint.get("history", {}).get("validation", [])),
     }
-    source = debug.get("initial_weights_path")
+    source = debug.initial_weights_path
     if source and Path(source).is_file() and depth < MAX_CHAIN:
         record["initialised_from"] = weights_provenance(Path(source), depth + 1)
     return record
@@ -77,7 +79,7 @@ def run_provenance(run_folder: Path, checkpoint: dict, depth: int = 0) -> dict:
 def weights_provenance(weights: Path, depth: int = 0) -> dict | None:
     """Provenance of any weights file: a run's checkpoint, an installed model, or shipped `<stage>.pth`."""
     folder = weights.parent
-    if (folder / "debug.json").is_file():
+    if (folder / DEBUG_FILE).is_file():
         from isrnet.training.checkpointing import load_checkpoint
         return run_provenance(folder, load_checkpoint(weights), depth)
     for record in (folder / "provenance.json", weights.with_suffix(".json")):  # installed / shipped

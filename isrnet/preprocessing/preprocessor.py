@@ -39,6 +39,11 @@ class Inversion:
     crop_box: list[list[int]]
     background: float
 
+    @property
+    def transpose_forward(self) -> list[int]:
+        """The axis order of the prepared array (its axis k is the volume's axis transpose_forward[k])."""
+        return [int(i) for i in np.argsort(self.transpose_backward)]
+
     def intensities(self, array: np.ndarray) -> np.ndarray:
         """Normalised values back to the volume's intensities."""
         return array * self.scale + self.offset
@@ -95,9 +100,9 @@ def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plan
     slice_axis = plans["cases"][case]["slice_axis"] if plans["kind"] == "target" else None
     box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
     array, inversion = prepare_volume(volume, slice_axis, plans["normalization"], box)
-    forward = transpose_for(slice_axis)[0] if slice_axis is not None else [0, 1, 2]
     properties = {"case": case, "kind": plans["kind"], "slice_axis": slice_axis,
-                  "normalization": plans["normalization"], "spacing": [volume.spacing[a] for a in forward],
+                  "normalization": plans["normalization"],
+                  "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
                   "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion)}
     return array, properties
 

@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from isrnet.errors import IsrnetError
+from isrnet.runs import Run
 
 
 @dataclass
@@ -34,7 +35,7 @@ class TrainingConfig:
 
     @property
     def run_name(self) -> str:
-        return self.stage if not self.tag else f"{self.stage}__{self.tag}"
+        return Run(self.dataset, self.stage, self.tag).name
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -9,6 +9,8 @@ with samplers over the references instead of the preprocessed dataset.
 """
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -53,6 +55,23 @@ class TrainingOptions:
     def config_overrides(self) -> dict[str, Any]:
         skip = ("plans_overrides", "command", "started")
         return {key: value for key, value in asdict(self).items() if key not in skip}
+
+    def as_command(self, dataset: str, stage: str) -> str:
+        """The `isr_train` command line that sets these options (for provenance of runs started from Python)."""
+        flags = {"init": "-init", "device": "-device", "continue_training": "--c"}
+        plans_keys = ("validation_batches", "checkpoint_every_seconds")  # no isr_train flag: plans keys
+        arguments, settings = ["isr_train", str(dataset), stage], dict(self.plans_overrides)
+        for key, value in self.config_overrides().items():
+            if value is None or value is False:
+                continue
+            if key in plans_keys:
+                settings[f"training.{key}"] = value
+                continue
+            flag = flags.get(key, f"--{key.replace('_', '-')}")
+            arguments += [flag] if value is True else [flag, str(value)]
+        if settings:
+            arguments += ["--set", *(f"{key}={json.dumps(value)}" for key, value in settings.items())]
+        return shlex.join(arguments)
 
 
 def sizes_for_device(plans: dict, device: str, set_now: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
