@@ -165,7 +165,7 @@ class Trainer:
 
     def _re_estimate(self, validation_seconds: float, bar) -> None:
         """Follow the machine's current speed: a new count from the throughput since the last estimate."""
-        if self.budget is None:
+        if self.budget is None or self.iteration >= self.total:  # the run ends here: do not stretch it by a few
             return
         total = self.budget.re_estimate(self.iteration, validation_seconds)
         if total is None:
