@@ -2,7 +2,7 @@
 
 An MR slice integrates signal over its thickness (slice profile, Gaussian or rect with FWHM = thickness),
 then slices are sampled every `spacing`. Plain decimation is the infinitely-thin case (profile 'none').
-One implementation shared by dataset conversion (the demo), `mrft`, `ssft`, benchmarks and tests.
+One implementation shared by dataset conversion (the demo), `mrft`, `ssft`, the estimator, benchmarks and tests.
 """
 from __future__ import annotations
 
