@@ -3,12 +3,16 @@
 Source: deepmriprep's 0.5 mm brain-extracted T1 template (MIT). 2x2x2 block average -> 1 mm iso,
 crop to the head + margin, slice axis = the most superior-inferior array axis, Gaussian slice
 profile with FWHM 4 mm sampled every 4 mm (slice k at 1 mm slice 4k).
+
+Like a user's NIfTI, the dataset does not state the thickness: planning estimates it. The true simulated
+acquisition is recorded under `simulated_acquisition` in dataset.json, which only isr_benchmark reads.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+from isrnet.evaluation.benchmark import SIMULATED_ACQUISITION_KEY
 from isrnet.imageio.reader_writer import read_volume, write_volume
 from isrnet.imageio.volume import Volume
 from dataset_conversion.acquisition import fit_to_step, simulate_acquisition, superior_inferior_axis
@@ -48,7 +52,8 @@ def _fill(folder: Path) -> None:
                      f"{STEP}k). imagesTr: LR {lr.shape}, spacing {lr.spacing}; referenceTr: 1 mm HR "
                      f"{hr.shape}. An average template: smoother than a real scan, metrics are optimistic."),
         licence="MIT (deepmriprep, https://github.com/wwu-mmll/deepmriprep)",
-        slice_thickness_mm=thickness)
+        extra={SIMULATED_ACQUISITION_KEY: {CASE: {"slice_thickness_mm": thickness, "slice_profile": "gaussian",
+                                                  "slice_spacing_mm": float(max(lr.spacing))}}})
     notice(f"{FOLDER_NAME}: LR {lr.shape} at {lr.spacing} mm, HR {hr.shape} at {hr.spacing} mm "
            f"({time.time() - started:.1f} s)")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from isrnet import paths
+from isrnet.degradation import ACQUISITION_PROFILES
 from isrnet.errors import IsrnetError
 from isrnet.imageio.formats import FRAME_ENDINGS, VIDEO_ENDINGS, image_ending, is_dicom_folder, strip_ending
 
@@ -65,6 +66,7 @@ class DatasetInfo:
     file_ending: str = ".nii.gz"
     kind: str = "target"
     slice_thickness_mm: float | dict[str, float] | None = None
+    slice_profile: str | dict[str, str] | None = None  # 'gaussian' or 'rect', for all cases or case -> family
     description: str = ""
     licence: str = ""
     extra: dict = field(default_factory=dict)
@@ -74,6 +76,11 @@ class DatasetInfo:
             value = self.slice_thickness_mm.get(case)
             return None if value is None else float(value)
         return None if self.slice_thickness_mm is None else float(self.slice_thickness_mm)
+
+    def profile_for(self, case: str) -> str | None:
+        if isinstance(self.slice_profile, dict):
+            return self.slice_profile.get(case)
+        return self.slice_profile
 
 
 def raw_dataset_folder(name: str) -> Path:
@@ -106,8 +113,13 @@ def load_dataset_info(folder: Path) -> DatasetInfo:
     thickness = content.get("slice_thickness_mm")
     if thickness is not None and not isinstance(thickness, (int, float, dict)):
         raise IsrnetError(f"{path}: slice_thickness_mm must be a number or an object case -> number")
-    known = {"name", "file_ending", "kind", "slice_thickness_mm", "description", "licence"}
-    return DatasetInfo(str(content["name"]), str(content["file_ending"]), kind, thickness,
+    profile = content.get("slice_profile")
+    families = list(profile.values()) if isinstance(profile, dict) else [profile]
+    if profile is not None and any(family not in ACQUISITION_PROFILES for family in families):
+        raise IsrnetError(f"{path}: slice_profile must be one of {', '.join(ACQUISITION_PROFILES)} or an object "
+                          f"case -> one of them (got {profile!r})")
+    known = {"name", "file_ending", "kind", "slice_thickness_mm", "slice_profile", "description", "licence"}
+    return DatasetInfo(str(content["name"]), str(content["file_ending"]), kind, thickness, profile,
                        str(content.get("description", "")), str(content.get("licence", "")),
                        {k: v for k, v in content.items() if k not in known})
 

@@ -107,7 +107,9 @@ def test_demo_converter_writes_exact_geometry(raw: Path, tmp_path: Path, monkeyp
     monkeypatch.setattr(demo_brain, "packaged_file", lambda *args: source)
     folder = demo_brain.convert_demo_brain()
     info = load_dataset_info(folder)
-    assert (info.kind, info.slice_thickness_mm, info.file_ending) == ("target", 4.0, ".nii.gz")
+    assert (info.kind, info.slice_thickness_mm, info.file_ending) == ("target", None, ".nii.gz")  # planning estimates it
+    assert info.extra["simulated_acquisition"]["DemoBrain"] == {"slice_thickness_mm": 4.0, "slice_profile": "gaussian",
+                                                                "slice_spacing_mm": 4.0}
     lr = read_volume(folder / "imagesTr" / "DemoBrain.nii.gz")
     hr = read_volume(folder / "referenceTr" / "DemoBrain.nii.gz")
     assert lr.array.dtype == np.float32 and hr.array.dtype == np.float32

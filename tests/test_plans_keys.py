@@ -17,7 +17,8 @@ from training_support import SMALL_NETWORK, smooth_volume
 
 DATASET = "Dataset001_Keys"
 TINY = {"training.patch_size": 24, "training.batch_size": 2}
-RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.thickness_source", "cases.*.reason"}
+RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.thickness_source", "cases.*.profile_source",
+           "cases.*.profile_confidence", "cases.*.reason"}
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ COLUMNS = 32  # in-plane planes per axis that are used
 OFFSETS = 4  # sampling phases averaged on the simulated side
 FAMILY_MARGIN = 1.15  # rect only when its misfit is this much smaller than the Gaussian's
 CONFIDENT_SPREAD = np.log(1.5)  # the two in-plane axes' widths this far apart (log) -> confidence 0
+PLATEAU = 1.25  # widths whose misfit is within this factor of the best are "as good"
+CONFIDENT_PLATEAU = np.log(2.0)  # a plateau this wide (max/min width, log) -> confidence 0
 
 
 @dataclass(frozen=True)
@@ -63,9 +65,10 @@ def estimate_slice_profile(array: np.ndarray, spacing: tuple[float, float, float
     rect_clearly = misfit["gaussian"] > FAMILY_MARGIN * misfit["rect"]
     family = "rect" if rect_clearly else "gaussian"
     other = "gaussian" if family == "rect" else "rect"
-    width, _, per_axis = fits[family]
-    spread = abs(np.log(per_axis[0] / per_axis[1])) if len(per_axis) == 2 else CONFIDENT_SPREAD
-    return ProfileEstimate(family, float(width), float(np.clip(1.0 - spread / CONFIDENT_SPREAD, 0.0, 1.0)),
+    width, _, per_axis, plateau = fits[family]
+    spread = abs(np.log(per_axis[0] / per_axis[1]))
+    confidence = min(1.0 - spread / CONFIDENT_SPREAD, 1.0 - np.log(plateau[1] / plateau[0]) / CONFIDENT_PLATEAU)
+    return ProfileEstimate(family, float(width), float(np.clip(confidence, 0.0, 1.0)),
                            float(misfit[other] / max(misfit[family], 1e-12)),
                            {f: float(fit[0]) for f, fit in fits.items()}, match.noise_sigma)
 
@@ -126,11 +129,20 @@ class _SpectralMatch:
         length = min(SEGMENT, slices)
         while length >= MIN_SEGMENT:
             enough = all(_segments(*self._slice_lines(planes, masks), length)[0].shape[0] >= MIN_SEGMENTS
-                         for _, planes, masks in self.axes)
+                         and _segments(*self._in_plane_samples(pixel, masks), length)[0].shape[0] >= MIN_SEGMENTS
+                         for pixel, planes, masks in self.axes)
             if enough:
                 return length
             length //= 2
-        raise IsrnetError("too little anatomy along the slice axis to estimate the slice profile")
+        raise IsrnetError("too little anatomy (too few slices, or an in-plane field of view too small) to estimate "
+                          "the slice profile")
+
+    def _in_plane_samples(self, pixel: float, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The foreground mask of in-plane lines sampled at the slice spacing (twice: for data and mask)."""
+        line_masks = masks.transpose(0, 2, 1).reshape(-1, masks.shape[1])
+        positions = thick_slice_positions(line_masks.shape[1], self.spacing / pixel)
+        sampled = line_masks[:, np.round(positions).astype(int)]
+        return sampled.astype(np.float32), sampled
 
     @staticmethod
     def _slice_lines(planes: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -197,8 +209,9 @@ class _SpectralMatch:
             result.append(float(np.sum(self.bin_weights * ratio ** 2) / np.sum(self.bin_weights)))
         return result
 
-    def best_width(self, family: str) -> tuple[float, float, list[float]]:
-        """(FWHM mm, misfit, best FWHM per in-plane axis) over a coarse then a fine grid."""
+    def best_width(self, family: str) -> tuple[float, float, list[float], tuple[float, float]]:
+        """(FWHM mm, misfit, best FWHM per in-plane axis, (lowest, highest) FWHM as good within PLATEAU)
+        over a coarse then a fine grid."""
         low, high = SEARCH_RANGE
         coarse = np.geomspace(low * self.spacing, high * self.spacing, COARSE_STEPS)
         scores = {float(w): self.misfit(family, float(w)) for w in coarse}
@@ -209,4 +222,17 @@ class _SpectralMatch:
         table = np.array([scores[w] for w in widths])  # [candidates, axes]
         overall = table.mean(axis=1)
         chosen = int(np.argmin(overall))
-        return float(widths[chosen]), float(overall[chosen]), [float(widths[i]) for i in table.argmin(axis=0)]
+        good = widths[overall <= PLATEAU * overall[chosen]]
+        return (float(widths[chosen]), float(overall[chosen]), [float(widths[i]) for i in table.argmin(axis=0)],
+                (float(good.min()), float(good.max())))
+
+
+def family_at_width(array: np.ndarray, spacing: tuple[float, float, float], fwhm_mm: float,
+                    seed: int = 0) -> tuple[str, float]:
+    """(family, margin) for a known FWHM (from a header or dataset.json): at a fixed width the two families
+    pass different bands, so this choice is far better determined than the family of a free estimate."""
+    match = _SpectralMatch(np.asarray(array, dtype=np.float32), tuple(float(s) for s in spacing), seed)
+    misfit = {family: float(np.mean(match.misfit(family, fwhm_mm))) for family in ACQUISITION_PROFILES}
+    family = "rect" if misfit["gaussian"] > FAMILY_MARGIN * misfit["rect"] else "gaussian"
+    other = "gaussian" if family == "rect" else "rect"
+    return family, misfit[other] / max(misfit[family], 1e-12)

@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from isrnet.datasets import list_cases, raw_dataset_folder, verify_dataset_integrity
+from isrnet.datasets import list_cases, load_dataset_info, raw_dataset_folder, verify_dataset_integrity
 from isrnet.degradation import simulate_thick_slices
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.baselines import INTERPOLATORS, classic_upsample
@@ -64,6 +64,40 @@ def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
     if not cases:
         raise IsrnetError(f"no case of {dataset} has both an image and a reference (or use --factor to simulate)")
     return cases
+
+
+SIMULATED_ACQUISITION_KEY = "simulated_acquisition"  # dataset.json: the truth of simulated cases, read only here
+
+
+def profile_table(dataset: str, plans: dict, cases: list[Case]) -> pd.DataFrame:
+    """Per case: the slice profile the pipeline used (and its source) and, where dataset.json records the true
+    simulated acquisition under `simulated_acquisition`, the truth and the thickness error."""
+    truth = load_dataset_info(raw_dataset_folder(dataset)).extra.get(SIMULATED_ACQUISITION_KEY, {})
+    rows = []
+    for case in cases:
+        plan = plans["cases"].get(case.name, {})
+        known = truth.get(case.name, {}) if isinstance(truth, dict) else {}
+        true_thickness = known.get("slice_thickness_mm")
+        rows.append({"case": case.name, "thickness_mm": case.thickness,
+                     "thickness_source": plan.get("thickness_source", "simulated by --factor"),
+                     "profile": plan.get("slice_profile", "gaussian"), "profile_source": plan.get("profile_source", ""),
+                     "true_thickness_mm": true_thickness, "true_profile": known.get("slice_profile"),
+                     "thickness_error_pct": (100.0 * (case.thickness / true_thickness - 1.0)
+                                             if true_thickness else None)})
+    return pd.DataFrame(rows)
+
+
+def profile_text(table: pd.DataFrame) -> str:
+    """One line per case: the profile used, and the truth where it is known."""
+    lines = []
+    for row in table.itertuples():
+        line = (f"  {row.case}: {row.profile} {row.thickness_mm:.2f} mm ({row.thickness_source}; family: "
+                f"{row.profile_source or 'default'})")
+        if row.true_thickness_mm:
+            line += (f"; truth {row.true_profile} {row.true_thickness_mm:g} mm -> thickness error "
+                     f"{row.thickness_error_pct:+.0f} %")
+        lines.append(line)
+    return "slice profile used:\n" + "\n".join(lines)
 
 
 def simulated_case(name: str, reference: Volume, axis: int, factor: float) -> Case:
@@ -130,7 +164,8 @@ def benchmark(cases: list[Case], models: list[BenchmarkModel], device: str = "cp
             log(f"{case.name}: {method}: PSNR {row['psnr_synth']:.2f} dB")
         for model in models:
             predictor = Predictor.from_checkpoint(model.checkpoint, device, model.run.plans() if model.run else None)
-            settings = PredictionSettings(case.factor, None, case.thickness, slice_axis=case.slice_axis)
+            settings = PredictionSettings(case.factor, None, case.thickness, slice_axis=case.slice_axis,
+                                          thickness_source="plans")
             row, out = run_method(case, model.label, lambda c: predictor.predict(c.low, settings))
             rows.append(row)
             outputs[case.name][model.label] = out

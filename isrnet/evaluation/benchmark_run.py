@@ -20,8 +20,8 @@ from isrnet import paths
 from isrnet.datasets import resolve_dataset
 from isrnet.evaluation.ablation import ablation_runs, plot_ablation_curves
 from isrnet.evaluation.baselines import SHORT_NAMES
-from isrnet.evaluation.benchmark import (BenchmarkModel, benchmark, load_cases, markdown_table, summary_table,
-                                        terminal_table, trained_models)
+from isrnet.evaluation.benchmark import (BenchmarkModel, benchmark, load_cases, markdown_table, profile_table,
+                                         profile_text, summary_table, terminal_table, trained_models)
 from isrnet.evaluation.qc_figure import qc_figure
 from isrnet.evaluation.results_page import write_results_page
 from isrnet.evaluation.upper_bound import train_upper_bound, upper_bound_run
@@ -82,7 +82,9 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
     summary = summary_table(table)
     atomic_write_text(summary.to_csv(float_format="%.4f"), output / "benchmark_summary.csv")
     atomic_write_text(markdown_table(summary), output / "benchmark_summary.md")
-    text = terminal_table(summary, len(cases))
+    profiles = profile_table(dataset, plans, cases)
+    atomic_write_text(profiles.to_csv(index=False, float_format="%.4f"), output / "slice_profiles.csv")
+    text = terminal_table(summary, len(cases)) + "\n" + profile_text(profiles)
 
     figures = []
     for case in cases:
@@ -110,6 +112,6 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
     input_note = (f"thick slices simulated from the references at x{options.factor:g}" if options.factor
                   else "the dataset's own imagesTr (thick slices)")
     page = write_results_page(output, dataset, [c.name for c in cases], input_note, summary, models, figures,
-                              ablation_table, curves, ablation_note, device)
+                              ablation_table, curves, ablation_note, device, profile_text(profiles))
     text += f"\nwritten to {output} (open {page.name} for the table with figures) in {time.time() - start:.0f} s"
     return BenchmarkResult(table, summary, models, output, page, text)

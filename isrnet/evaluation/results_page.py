@@ -52,7 +52,8 @@ def _headline(summary: pd.DataFrame, models: list[BenchmarkModel]) -> str:
 
 def write_results_page(folder: Path, dataset: str, cases: list[str], input_note: str, summary: pd.DataFrame,
                        models: list[BenchmarkModel], qc_figures: list[Path], ablation: pd.DataFrame | None = None,
-                       ablation_curves: Path | None = None, ablation_note: str = "", device: str = "cpu") -> Path:
+                       ablation_curves: Path | None = None, ablation_note: str = "", device: str = "cpu",
+                       profiles: str = "") -> Path:
     """Write `folder/results.md` and return its path."""
     host = machine()
     blocks = [f"# Benchmark: {dataset}",
@@ -63,6 +64,9 @@ def write_results_page(folder: Path, dataset: str, cases: list[str], input_note:
               f"{len(cases)} case(s): {', '.join(cases)}. Input: {input_note}. {METRIC_NOTE}",
               "## Results", markdown_table(summary).rstrip(), _headline(summary, models).rstrip(),
               "## Where each model came from", _models_table(models).rstrip()]
+    if profiles:
+        blocks += ["## Slice profile", "What ssft simulated and prediction was conditioned on (see "
+                   "documentation/planning.md for the precedence):", "```\n" + profiles + "\n```"]
     for figure in qc_figures:
         blocks += [f"## QC: {figure.stem.removeprefix('qc_')}",
                    "Through-plane view (slice axis vertical); bottom row: absolute error against the reference.",

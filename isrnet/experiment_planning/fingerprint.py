@@ -1,4 +1,8 @@
-"""Dataset fingerprint: per-case geometry, slice axis, thickness and intensity statistics.
+"""Dataset fingerprint: per-case geometry, slice axis, slice profile and intensity statistics.
+
+The slice profile of a target case (thickness, family, their sources and a confidence) is decided by
+`degradation.slice_profile.decide_slice_profile`: dataset.json, then a plausible DICOM SliceThickness, then an
+estimate from the volume itself.
 
 Written to `$isrnet_preprocessed/DatasetXXX_Name/dataset_fingerprint.json`. Bad cases (NaN/Inf, all-zero,
 too few slices, unreadable, 2D) are reported together, one line each, and nothing is written.
@@ -11,9 +15,12 @@ import numpy as np
 
 from isrnet import datasets, paths
 from isrnet.errors import IsrnetError
+from isrnet.degradation.slice_profile import SliceProfile, decide_slice_profile
 from isrnet.imageio import read_volumes
-from isrnet.imageio.geometry import MIN_SLICES, factor_of, in_plane_axes, is_near_isotropic, slice_axis_of
+from isrnet.imageio.geometry import (MIN_SLICES, factor_of, in_plane_axes, is_near_isotropic, slice_axis_of,
+                                    slices_first)
 from isrnet.imageio.video import read_clip
+from isrnet.imageio.volume import Volume
 from isrnet.intensity import foreground_mask
 from isrnet.utilities.files import save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
@@ -43,8 +50,12 @@ def intensity_statistics(array: np.ndarray, mask: np.ndarray) -> dict[str, float
             "foreground_p99_5": float(np.percentile(values, 99.5))}
 
 
-def volume_fingerprint(path: Path, case: str, thickness_mm: float | None) -> dict:
-    """Fingerprint of every 3D volume in one image file (4D files give one entry per volume)."""
+def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None, family: str | None = None,
+                       with_profile: bool = True) -> dict:
+    """Fingerprint of every 3D volume in one image file (4D files give one entry per volume).
+
+    `thickness_mm` and `family` are dataset.json's word for this case; `with_profile` (target datasets)
+    decides each volume's slice profile."""
     volumes = read_volumes(path)
     entries = {}
     for index, volume in enumerate(volumes):
@@ -58,8 +69,7 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None) -> dic
         if array.shape[axis] < MIN_SLICES:
             raise IsrnetError(f"{path}: only {array.shape[axis]} slices along the slice axis (array axis "
                               f"{axis}); at least {MIN_SLICES} are needed")
-        thickness, source = (volume.slice_thickness, "dicom") if volume.slice_thickness else \
-            ((thickness_mm, "dataset.json") if thickness_mm else (None, None))
+        near_isotropic = is_near_isotropic(volume.spacing, axis)
         mask = foreground_mask(array)
         entries[name] = {
             "file": str(path), "volume_index": index, "n_volumes": len(volumes),
@@ -67,11 +77,23 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None) -> dic
             "origin": volume.origin.tolist(), "direction": volume.direction.tolist(),
             "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
             "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
-            "near_isotropic": is_near_isotropic(volume.spacing, axis),
-            "slice_thickness": thickness, "thickness_source": source,
+            "near_isotropic": near_isotropic,
+            "slice_profile": _slice_profile(volume, axis, thickness_mm, family, with_profile and not near_isotropic),
             "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask),
         }
     return entries
+
+
+def _slice_profile(volume: Volume, axis: int, thickness_mm: float | None, family: str | None, decide: bool) -> dict | None:
+    if not decide:
+        return None
+    stack = slices_first(volume, axis)
+    return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness, thickness_mm, family).as_record()
+
+
+def case_slice_profile(case: dict) -> SliceProfile:
+    """The fingerprint's slice profile of a target case."""
+    return SliceProfile.from_record(case["slice_profile"])
 
 
 def clip_fingerprint(path: Path, case: str) -> dict:
@@ -80,17 +102,17 @@ def clip_fingerprint(path: Path, case: str) -> dict:
                    "width": int(frames.shape[2]), "mean": float(frames.mean()), "std": float(frames.std())}}
 
 
-def _one_case(item: tuple[str, Path, str, float | None]) -> dict:
-    case, path, kind, thickness = item
+def _one_case(item: tuple[str, Path, str, float | None, str | None]) -> dict:
+    case, path, kind, thickness, family = item
     if kind == "video":
         return clip_fingerprint(path, case)
-    return volume_fingerprint(path, case, thickness)
+    return volume_fingerprint(path, case, thickness, family, with_profile=kind == "target")
 
 
 def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
     """Compute and save the fingerprint of a raw dataset; returns it."""
     info, cases = datasets.training_cases(dataset)
-    items = [(case, path, info.kind, info.thickness_for(case)) for case, path in cases.items()]
+    items = [(case, path, info.kind, info.thickness_for(case), info.profile_for(case)) for case, path in cases.items()]
     results = map_cases(_one_case, items, workers, f"fingerprint {dataset}")
     raise_collected(results, "fingerprint extraction")
     merged: dict[str, dict] = {}

@@ -19,14 +19,14 @@ from isrnet.intensity import DEFAULT_NORMALIZATION
 from isrnet.stages import stage_for_kind
 
 
-def _case_plan(name: str, case: dict, factor: float | None, target_spacing: float | None,
-               profile: str) -> dict:
+def _case_plan(name: str, case: dict, factor: float | None, target_spacing: float | None) -> dict:
     slice_spacing = case["slice_spacing"]
     finest = min(case["in_plane_spacing"])
-    thickness = case["slice_thickness"] or slice_spacing
-    plan = {"slice_axis": case["slice_axis"], "slice_thickness": thickness,
-            "thickness_source": case["thickness_source"] or "spacing (default)",
-            "slice_profile": profile, "skip": False, "reason": ""}
+    profile = case.get("slice_profile") or {}  # None for near-isotropic cases (skipped)
+    plan = {"slice_axis": case["slice_axis"], "slice_thickness": profile.get("thickness_mm", slice_spacing),
+            "thickness_source": profile.get("thickness_source", "spacing (default)"),
+            "slice_profile": profile.get("family", "gaussian"), "profile_source": profile.get("family_source", "default"),
+            "profile_confidence": profile.get("confidence", 0.0), "skip": False, "reason": ""}
     if factor is not None:
         chosen = float(factor)
     elif target_spacing is not None:
@@ -93,7 +93,7 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
             _check_isotropic(fingerprint)
             plans["cases"] = {name: {"skip": False} for name in fingerprint["cases"]}
         else:
-            plans["cases"] = {name: _case_plan(name, case, factor, target_spacing, "gaussian")
+            plans["cases"] = {name: _case_plan(name, case, factor, target_spacing)
                               for name, case in fingerprint["cases"].items()}
         _check_not_all_skipped(fingerprint["dataset"], plans["cases"])
         extents = [min(b[1] - b[0] for i, b in enumerate(c["foreground_bbox"])

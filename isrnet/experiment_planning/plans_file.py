@@ -94,4 +94,6 @@ def _set_case(plans: dict, key: str, parts: list[str], value: Any) -> list[str]:
         cases[case][field] = value
         if field == "slice_thickness":
             cases[case]["thickness_source"] = "--set"
+        if field == "slice_profile":
+            cases[case]["profile_source"] = "--set"
     return [f"cases.{case}.{field}" for case in names]

@@ -60,6 +60,15 @@ def plan_and_preprocess(dataset: str | int, options: PlanOptions | None = None, 
     return plans
 
 
+def _profile_text(plan: dict, case: dict) -> str:
+    """Thickness and family with their sources; the estimate's confidence and any note from the fingerprint."""
+    text = (f"thickness {plan['slice_thickness']:.2f} mm ({plan['thickness_source']}"
+            + (f", confidence {plan['profile_confidence']:.2f}" if plan["thickness_source"] == "estimated" else "")
+            + f"), {plan['slice_profile']} profile ({plan['profile_source']})")
+    notes = (case.get("slice_profile") or {}).get("notes", [])
+    return text + "".join(f"; {note}" for note in notes)
+
+
 def describe_plan(plans: dict, fingerprint: dict) -> str:
     """What the planner decided, one line per case (printed by isr_plan)."""
     training = plans["training"]
@@ -77,7 +86,6 @@ def describe_plan(plans: dict, fingerprint: dict) -> str:
             lines.append(f"  {case}: isotropic {spacing} mm, every axis used")
         else:
             lines.append(f"  {case}: slice axis {plan['slice_axis']}, spacing {spacing} mm, factor "
-                         f"x{plan['factor']:g}, thickness {plan['slice_thickness']:g} mm ({plan['thickness_source']}), "
-                         f"{plan['slice_profile']} profile")
+                         f"x{plan['factor']:g}, {_profile_text(plan, fingerprint['cases'][case])}")
     return "\n".join(lines)
 

@@ -112,6 +112,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     volumes = read_volumes(source)
     if identity_source is not None and len(volumes) > 1:
         raise IsrnetError(f"{source.name}: a 4D image cannot be one DICOM series; use --output-format nifti")
+    settings, profile = predictor.with_slice_profile(volumes[0], settings)
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
     axis = predictor.slice_axis(volumes[0], settings)
     factor = volumes[0].spacing[axis] / results[0].spacing[axis]
@@ -125,7 +126,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     sidecar = {"input": str(source), "output": target.name, "model": predictor.description,
                "factor": factor,
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(results[0].spacing),
-               "slice_thickness_mm": predictor.slice_thickness(volumes[0], settings, axis),
+               "slice_thickness_mm": profile.thickness_mm, "slice_profile": profile.as_record(),
                "slice_axis": axis, "input_positions": input_slice_positions(volumes[0], axis).round(4).tolist(),
                "settings": asdict(settings), "volumes": len(volumes),
                "format": "dicom series" if identity_source is not None else image_ending(target),

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from isrnet.degradation.slice_profile import DEFAULT_FAMILY, SliceProfile, decide_slice_profile
 from isrnet.errors import IsrnetError
 from isrnet.imageio.geometry import (MIN_SLICES, NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes,
                                      slice_axis_of, slices_first, upsampled_volume)
@@ -37,10 +38,11 @@ TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest train
 class PredictionSettings:
     factor: float | None = None  # default: slice spacing / finest in-plane spacing
     target_spacing: float | None = None  # mm between output slices (alternative to factor)
-    slice_thickness: float | None = None  # mm; default: the volume's record, else its spacing
+    slice_thickness: float | None = None  # mm; default: decided from the volume (header, else estimated)
     keep_input: bool = True
     tta: bool = False
     slice_axis: int | None = None  # default: the axis with the largest spacing
+    thickness_source: str = "--slice-thickness"  # where slice_thickness came from ('plans' when settings_for set it)
 
 
 class Predictor:
@@ -79,8 +81,10 @@ class Predictor:
         slice axis), when the model was trained on a dataset that has this case."""
         plan = self.plans.get("cases", {}).get(case, {}) if self.plans.get("kind") == "target" else {}
         scale_given = requested.factor is not None or requested.target_spacing is not None
+        from_plan = not requested.slice_thickness and plan.get("slice_thickness")
         return replace(requested, factor=requested.factor if scale_given else plan.get("factor"),
                        slice_thickness=requested.slice_thickness or plan.get("slice_thickness"),
+                       thickness_source="plans" if from_plan else requested.thickness_source,
                        slice_axis=requested.slice_axis if requested.slice_axis is not None else plan.get("slice_axis"))
 
     @staticmethod
@@ -89,9 +93,20 @@ class Predictor:
         return slice_axis_of(volume.spacing) if settings.slice_axis is None else settings.slice_axis
 
     @staticmethod
-    def slice_thickness(volume: Volume, settings: PredictionSettings, axis: int) -> float:
-        """The input thickness in mm: the settings' (the plan's), else the volume's record, else its spacing."""
-        return settings.slice_thickness or volume.slice_thickness or volume.spacing[axis]
+    def slice_profile(volume: Volume, settings: PredictionSettings, axis: int) -> SliceProfile:
+        """The input's slice profile: the settings' thickness (given, or the plans'), else decided from the
+        volume as planning decides it (a plausible DICOM SliceThickness, else estimated, else the spacing).
+        The network is conditioned on thickness / spacing; the family is recorded, not used."""
+        if settings.slice_thickness:
+            return SliceProfile(float(settings.slice_thickness), DEFAULT_FAMILY, settings.thickness_source,
+                                "not used by prediction", 1.0)
+        stack = slices_first(volume, axis)
+        return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness)
+
+    def with_slice_profile(self, volume: Volume, settings: PredictionSettings) -> tuple[PredictionSettings, SliceProfile]:
+        """`settings` with the thickness filled in (estimated at most once per volume), and the profile."""
+        profile = self.slice_profile(volume, settings, self.slice_axis(volume, settings))
+        return replace(settings, slice_thickness=profile.thickness_mm, thickness_source=profile.thickness_source), profile
 
     def resolve_factor(self, volume: Volume, settings: PredictionSettings, axis: int) -> float:
         if settings.factor is not None:
@@ -117,7 +132,7 @@ class Predictor:
         if self.trained_factors and factor > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
             warnings.warn(f"factor x{factor:.3g} is far above the largest factor this model was trained for "
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
-        thickness = self.slice_thickness(volume, settings, axis)
+        thickness = self.slice_profile(volume, settings, axis).thickness_mm
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,

@@ -1,0 +1,149 @@
+"""The slice profile from the data: the estimator, the precedence, and where it is recorded and used."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from isrnet.datasets import load_dataset_info
+from isrnet.degradation import simulate_thick_slices
+from isrnet.degradation.estimation import estimate_slice_profile, family_at_width
+from isrnet.degradation.slice_profile import decide_slice_profile
+from isrnet.errors import IsrnetError
+from isrnet.imageio import Volume
+from isrnet.inference import slice_synthesis
+from isrnet.inference.predict_files import predict_file
+from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.networks import build_network
+from isrnet.configuration import DEFAULT_NETWORK
+from isrnet.training.samplers.ssft import SsftSampler
+
+
+def phantom(shape: tuple[int, int, int] = (96, 64, 64), blobs: int = 400, seed: int = 0) -> np.ndarray:
+    """Isotropic 1 mm texture: random balls (1.5-6 mm radius, random contrast) on a flat base."""
+    rng = np.random.default_rng(seed)
+    grid = np.indices(shape, dtype=np.float32)
+    array = np.full(shape, 50.0, np.float32)
+    for _ in range(blobs):
+        centre, radius = rng.uniform(0, shape), rng.uniform(1.5, 6.0)
+        array[sum((g - c) ** 2 for g, c in zip(grid, centre)) <= radius ** 2] += rng.normal(0, 30)
+    return ndimage.gaussian_filter(array, 0.5)
+
+
+@pytest.fixture(scope="module")
+def fine() -> np.ndarray:
+    return phantom()
+
+
+def acquire(fine: np.ndarray, family: str, thickness: float, spacing: float) -> np.ndarray:
+    return simulate_thick_slices(fine, 0, spacing, thickness, family)[0]
+
+
+@pytest.mark.parametrize("thickness, spacing", [(3.0, 3.0), (4.5, 3.0), (2.0, 2.0)])
+def test_estimator_recovers_the_thickness(fine: np.ndarray, thickness: float, spacing: float) -> None:
+    found = estimate_slice_profile(acquire(fine, "gaussian", thickness, spacing), (spacing, 1.0, 1.0))
+    assert found.family == "gaussian"
+    assert found.fwhm_mm == pytest.approx(thickness, rel=0.15)
+
+
+def test_estimator_sees_a_gap(fine: np.ndarray) -> None:
+    """1.5 mm slices every 3 mm: the old assumption (thickness = spacing) is far off, the estimate is not."""
+    found = estimate_slice_profile(acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0))
+    assert found.fwhm_mm < 0.7 * 3.0
+
+
+def test_rect_width_and_family_at_a_known_width(fine: np.ndarray) -> None:
+    rect, gaussian = acquire(fine, "rect", 3.0, 3.0), acquire(fine, "gaussian", 3.0, 3.0)
+    assert estimate_slice_profile(rect, (3.0, 1.0, 1.0)).fits_mm["rect"] == pytest.approx(3.0, rel=0.15)
+    assert family_at_width(rect, (3.0, 1.0, 1.0), 3.0)[0] == "rect"
+    assert family_at_width(gaussian, (3.0, 1.0, 1.0), 3.0)[0] == "gaussian"
+
+
+def test_noise_is_read_off_the_background_and_modelled(fine: np.ndarray) -> None:
+    rng = np.random.default_rng(3)
+    clean = np.pad(acquire(fine, "gaussian", 3.0, 3.0), ((0, 0), (12, 12), (12, 12)))  # dark air around
+    sigma = 2.0  # SNR ~25 in the texture
+    noisy = np.hypot(clean + rng.normal(0, sigma, clean.shape), rng.normal(0, sigma, clean.shape))
+    found = estimate_slice_profile(noisy.astype(np.float32), (3.0, 1.0, 1.0))
+    assert found.noise_sigma == pytest.approx(sigma, rel=0.2)
+    assert found.fwhm_mm == pytest.approx(3.0, rel=0.2)
+
+
+def test_precedence(fine: np.ndarray) -> None:
+    stack, spacing = acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0)
+    given = decide_slice_profile(stack, spacing, header_thickness=3.0, dataset_thickness=2.0, dataset_family="rect")
+    assert (given.thickness_mm, given.thickness_source, given.family, given.family_source) == \
+        (2.0, "dataset.json", "rect", "dataset.json")
+    header = decide_slice_profile(stack, spacing, header_thickness=1.5)
+    assert (header.thickness_mm, header.thickness_source, header.family_source) == (1.5, "dicom", "estimated")
+    implausible = decide_slice_profile(stack, spacing, header_thickness=30.0)
+    assert implausible.thickness_source == "estimated" and "implausible" in implausible.notes[0]
+    assert implausible.thickness_mm < 0.7 * 3.0 and 0.0 <= implausible.confidence <= 1.0
+    short = decide_slice_profile(stack[:5], spacing)
+    assert (short.thickness_mm, short.thickness_source, short.confidence) == (3.0, "spacing (default)", 0.0)
+    assert "too few" in short.notes[0]
+
+
+def test_dataset_json_profile_is_checked(make_dataset) -> None:
+    folder = make_dataset(info={"name": "T", "file_ending": ".nii.gz", "slice_profile": "triangle"})
+    with pytest.raises(IsrnetError, match="slice_profile must be one of gaussian, rect"):
+        load_dataset_info(folder)
+
+
+def test_plans_record_the_estimate_and_its_source(make_dataset, cli, folders, fine: np.ndarray) -> None:
+    gap = Volume(acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0))
+    make_dataset("Dataset001_Gap", {"gap": gap})
+    make_dataset("Dataset002_Told", {"told": gap}, info={"name": "Told", "file_ending": ".nii.gz",
+                                                         "slice_thickness_mm": 1.5, "slice_profile": "rect"})
+    done = cli("-d", "1", "2")
+    assert done.code == 0, done.err
+    assert "thickness" in done.out and "(estimated, confidence" in done.out
+    plans = json.loads((folders.preprocessed / "Dataset001_Gap" / "plans.json").read_text())
+    case = plans["cases"]["gap"]
+    assert case["thickness_source"] == "estimated" and case["slice_thickness"] < 2.1
+    assert case["profile_source"] == "estimated" and 0.0 <= case["profile_confidence"] <= 1.0
+    fingerprint = json.loads((folders.preprocessed / "Dataset001_Gap" / "dataset_fingerprint.json").read_text())
+    assert fingerprint["cases"]["gap"]["slice_profile"]["estimate"]["fits_mm"].keys() == {"gaussian", "rect"}
+    told = json.loads((folders.preprocessed / "Dataset002_Told" / "plans.json").read_text())["cases"]["told"]
+    assert (told["slice_thickness"], told["thickness_source"], told["slice_profile"], told["profile_source"]) == \
+        (1.5, "dataset.json", "rect", "dataset.json")
+
+
+def test_ssft_simulates_and_prediction_conditions_on_the_same_ratio(tmp_path: Path, fine: np.ndarray,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan's thickness reaches ssft's degradation and conditioning, and prediction's conditioning."""
+    array = acquire(fine, "gaussian", 1.5, 3.0)
+    normalised = (array - array.min()) / (array.max() - array.min())
+    properties = {"case": "gap", "spacing": (3.0, 1.0, 1.0), "slice_thickness": 1.5, "slice_profile": "gaussian"}
+    batches = {t: SsftSampler([(normalised, {**properties, "slice_thickness": t})]).sample(np.random.default_rng(0), 2, 24)
+               for t in (1.5, 3.0)}
+    assert batches[1.5].conditioning[:, 1] == pytest.approx(0.5)
+    assert not np.allclose(batches[1.5].context, batches[3.0].context)  # the simulated blur follows the plan
+    seen = []
+    original = slice_synthesis.synthesise_slices
+
+    def spy(network, volume, factor, thickness_ratio, *args, **kwargs):
+        seen.append(thickness_ratio)
+        return original(network, volume, factor, thickness_ratio, *args, **kwargs)
+    monkeypatch.setattr("isrnet.inference.predictor.synthesise_slices", spy)
+    predictor = Predictor(build_network(DEFAULT_NETWORK), "untrained",
+                          plans={"kind": "target", "cases": {"gap": {"slice_thickness": 1.5, "factor": 3.0}}})
+    predictor.predict(Volume(array, (3.0, 1.0, 1.0)), predictor.settings_for("gap"))
+    assert seen == [pytest.approx(0.5)]
+
+
+def test_prediction_estimates_unplanned_inputs_and_records_it(tmp_path: Path, fine: np.ndarray) -> None:
+    from isrnet.imageio import write_volume
+    source = write_volume(Volume(acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0)),
+                          tmp_path / "scan.nii.gz")
+    predictor = Predictor(build_network(DEFAULT_NETWORK), "untrained")
+    predict_file(predictor, source, tmp_path / "out", PredictionSettings(factor=2.0), None)
+    sidecar = json.loads((tmp_path / "out" / "scan.json").read_text())
+    assert sidecar["slice_profile"]["thickness_source"] == "estimated"
+    assert sidecar["slice_thickness_mm"] == sidecar["slice_profile"]["thickness_mm"] < 0.7 * 3.0
+    predict_file(predictor, source, tmp_path / "given", PredictionSettings(factor=2.0, slice_thickness=3.0), None)
+    given = json.loads((tmp_path / "given" / "scan.json").read_text())["slice_profile"]
+    assert (given["thickness_mm"], given["thickness_source"]) == (3.0, "--slice-thickness")
