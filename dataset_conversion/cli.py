@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="target: scans to super-resolve (default); hr_mr: isotropic high-res MR for "
                              "fine-tuning; video: clips for pre-training")
     folder.add_argument("--slice-thickness", type=positive_float, default=None, metavar="MM",
-                        help="slice thickness in mm for all cases (default: DICOM SliceThickness where present)")
+                        help="slice thickness (FWHM) in mm for all cases, overriding DICOM (default: planning uses "
+                             "a plausible DICOM SliceThickness, else estimates it from each volume)")
     folder.add_argument("--max-side", type=positive_int, default=None, help="video only: shrink frames")
     ixi = user_command("ixi", "IXI NIfTI files (IXI002-Guys-0828-T1.nii.gz) as a high-res MR dataset",
                        "folder holding the IXI files", "; default IXI<contrast>")

@@ -26,11 +26,16 @@ SOURCE = ("deepmriprep", "0.3.0", "deepmriprep/data/templates/Template_05mm_bet.
 STEP = 4  # slice spacing and FWHM in 1 mm voxels
 
 
-def make_demo_pair(template: Volume, step: int = STEP, margin: int = 4) -> tuple[Volume, Volume]:
-    """(thick-slice LR, 1 mm HR reference) from the 0.5 mm template."""
+def demo_reference(template: Volume, margin: int = 4) -> tuple[Volume, int]:
+    """(1 mm reference cropped to the head, its superior-inferior array axis) from the 0.5 mm template."""
     hr = block_average(template, 2)
     hr = crop(hr, foreground_box(hr.array, margin))
-    axis = superior_inferior_axis(hr)
+    return hr, superior_inferior_axis(hr)
+
+
+def make_demo_pair(template: Volume, step: int = STEP, margin: int = 4) -> tuple[Volume, Volume]:
+    """(thick-slice LR, 1 mm HR reference) from the 0.5 mm template."""
+    hr, axis = demo_reference(template, margin)
     hr = fit_to_step(hr, axis, step)
     lr = simulate_acquisition(hr, axis, step, float(step), "gaussian", 0.0)
     return lr, hr

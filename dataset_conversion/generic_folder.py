@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from isrnet.datasets import case_name, list_clips
+from isrnet.datasets import DICOM_THICKNESS_KEY, case_name, list_clips
 from isrnet.errors import IsrnetError
 from isrnet.imageio.formats import IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.imageio.geometry import is_isotropic
@@ -45,16 +45,9 @@ def find_image_cases(source: Path) -> dict[str, Path]:
     return cases
 
 
-def _thickness_entry(case: str, found: float | None, given: float | None) -> float | None:
-    if given is not None and found is not None and abs(found - given) > 0.01 * given:
-        notice(f"{case}: DICOM SliceThickness {found} mm differs from --slice-thickness {given} mm; "
-               f"using {given} mm")
-    return given if given is not None else found
-
-
 def _fill_images(folder: Path, cases: dict[str, Path], kind: str, name: str, source: Path,
                  slice_thickness_mm: float | None) -> None:
-    thickness: dict[str, float] = {}
+    header: dict[str, float] = {}  # DICOM SliceThickness per case: a header fact, checked for plausibility at planning
     written = 0
     for case, path in cases.items():
         volumes = read_volumes(path)
@@ -66,14 +59,17 @@ def _fill_images(folder: Path, cases: dict[str, Path], kind: str, name: str, sou
                 notice(f"warning: {out} has spacing {volume.spacing} mm: not isotropic, the planner's "
                        f"isotropy check will flag it for stage 2")
             write_volume(volume, folder / "imagesTr" / f"{out}.nii.gz")
-            value = _thickness_entry(out, volume.slice_thickness, slice_thickness_mm)
-            if value is not None:
-                thickness[out] = value
+            if volume.slice_thickness is not None:
+                header[out] = float(volume.slice_thickness)
+                if slice_thickness_mm is not None and abs(volume.slice_thickness - slice_thickness_mm) > 0.01 * slice_thickness_mm:
+                    notice(f"{out}: DICOM SliceThickness {volume.slice_thickness} mm differs from --slice-thickness "
+                           f"{slice_thickness_mm} mm; using {slice_thickness_mm} mm")
             written += 1
-    per_case = thickness if slice_thickness_mm is None else float(slice_thickness_mm)
     write_dataset_json(folder, name, kind, ".nii.gz", written,
                        description=f"Converted by isr_convert folder from {source} ({written} cases).",
-                       licence="as of the source data", slice_thickness_mm=per_case or None)
+                       licence="as of the source data",
+                       slice_thickness_mm=None if slice_thickness_mm is None else float(slice_thickness_mm),
+                       extra={DICOM_THICKNESS_KEY: header} if header else None)
     notice(f"{name}: {written} cases written")
 
 

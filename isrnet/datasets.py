@@ -59,6 +59,9 @@ def dataset_id(name: str) -> int:
     return int(DATASET_PATTERN.match(name).group(1))
 
 
+DICOM_THICKNESS_KEY = "dicom_slice_thickness_mm"  # written by isr_convert: a header fact, not the user's word
+
+
 @dataclass
 class DatasetInfo:
     """The content of dataset.json."""
@@ -67,6 +70,7 @@ class DatasetInfo:
     kind: str = "target"
     slice_thickness_mm: float | dict[str, float] | None = None
     slice_profile: str | dict[str, str] | None = None  # 'gaussian' or 'rect', for all cases or case -> family
+    dicom_slice_thickness_mm: dict[str, float] | None = None  # the DICOM headers' SliceThickness, kept by isr_convert
     description: str = ""
     licence: str = ""
     extra: dict = field(default_factory=dict)
@@ -76,6 +80,10 @@ class DatasetInfo:
             value = self.slice_thickness_mm.get(case)
             return None if value is None else float(value)
         return None if self.slice_thickness_mm is None else float(self.slice_thickness_mm)
+
+    def header_thickness_for(self, case: str) -> float | None:
+        value = (self.dicom_slice_thickness_mm or {}).get(case)
+        return None if value is None else float(value)
 
     def profile_for(self, case: str) -> str | None:
         if isinstance(self.slice_profile, dict):
@@ -118,8 +126,12 @@ def load_dataset_info(folder: Path) -> DatasetInfo:
     if profile is not None and any(family not in ACQUISITION_PROFILES for family in families):
         raise IsrnetError(f"{path}: slice_profile must be one of {', '.join(ACQUISITION_PROFILES)} or an object "
                           f"case -> one of them (got {profile!r})")
-    known = {"name", "file_ending", "kind", "slice_thickness_mm", "slice_profile", "description", "licence"}
-    return DatasetInfo(str(content["name"]), str(content["file_ending"]), kind, thickness, profile,
+    header = content.get(DICOM_THICKNESS_KEY)
+    if header is not None and not (isinstance(header, dict) and all(isinstance(v, (int, float)) for v in header.values())):
+        raise IsrnetError(f"{path}: {DICOM_THICKNESS_KEY} must be an object case -> number (mm)")
+    known = {"name", "file_ending", "kind", "slice_thickness_mm", "slice_profile", DICOM_THICKNESS_KEY,
+             "description", "licence"}
+    return DatasetInfo(str(content["name"]), str(content["file_ending"]), kind, thickness, profile, header,
                        str(content.get("description", "")), str(content.get("licence", "")),
                        {k: v for k, v in content.items() if k not in known})
 

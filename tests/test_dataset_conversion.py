@@ -193,8 +193,8 @@ def test_generic_folder_nifti_nrrd_and_dicom(raw: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(nrrd.origin, [1.0, 2.0, 3.0])
     info = load_dataset_info(folder)
     assert info.kind == "target"
-    assert info.slice_thickness_mm == {"patient1_series7": 3.0}
-    assert info.thickness_for("patient1_series7") == 3.0 and info.thickness_for("knee_a") is None
+    assert info.slice_thickness_mm is None  # a header fact is not the user's word: planning checks it is plausible
+    assert info.header_thickness_for("patient1_series7") == 3.0 and info.header_thickness_for("knee_a") is None
 
 
 def test_generic_folder_that_is_one_dicom_series(raw: Path, tmp_path: Path) -> None:

@@ -147,3 +147,14 @@ def test_prediction_estimates_unplanned_inputs_and_records_it(tmp_path: Path, fi
     predict_file(predictor, source, tmp_path / "given", PredictionSettings(factor=2.0, slice_thickness=3.0), None)
     given = json.loads((tmp_path / "given" / "scan.json").read_text())["slice_profile"]
     assert (given["thickness_mm"], given["thickness_source"]) == (3.0, "--slice-thickness")
+
+
+def test_converted_dicom_thickness_is_used_when_plausible(make_dataset, cli, folders, fine: np.ndarray) -> None:
+    gap = Volume(acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0))
+    make_dataset("Dataset003_Dicom", {"ok": gap, "odd": gap},
+                 info={"name": "Dicom", "file_ending": ".nii.gz", "dicom_slice_thickness_mm": {"ok": 1.5, "odd": 30.0}})
+    done = cli("-d", "3")
+    assert done.code == 0, done.err
+    cases = json.loads((folders.preprocessed / "Dataset003_Dicom" / "plans.json").read_text())["cases"]
+    assert (cases["ok"]["slice_thickness"], cases["ok"]["thickness_source"]) == (1.5, "dicom")
+    assert cases["odd"]["thickness_source"] == "estimated" and "SliceThickness 30 mm ignored" in done.out

@@ -36,7 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "cases, else slice spacing / finest in-plane spacing)")
     scale.add_argument("--target-spacing", type=positive_float, help="output slice spacing in mm")
     parser.add_argument("--slice-thickness", type=positive_float,
-                        help="input slice thickness in mm (default: the plan's, DICOM's, else the spacing)")
+                        help="input slice thickness (FWHM) in mm (default: the plan's, a plausible DICOM "
+                             "SliceThickness, else estimated from the input; the sidecar records which)")
     parser.add_argument("--dtype", choices=OUTPUT_DTYPES,
                         help="output voxel type of NIfTI/NRRD/MHA outputs (default float32)")
     dicom = parser.add_argument_group("DICOM output (see documentation/clinical_use.md)")

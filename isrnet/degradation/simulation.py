@@ -2,6 +2,8 @@
 
 An MR slice integrates signal over its thickness (slice profile, Gaussian or rect with FWHM = thickness),
 then slices are sampled every `spacing`. Plain decimation is the infinitely-thin case (profile 'none').
+'trapezoid' (flat top of half the FWHM, linear flanks) is a profile between the two that benchmarks use to test
+the estimator on a shape it does not model; plans choose between ACQUISITION_PROFILES.
 One implementation shared by dataset conversion (the demo), `mrft`, `ssft`, the estimator, benchmarks and tests.
 """
 from __future__ import annotations
@@ -10,9 +12,10 @@ import math
 
 import numpy as np
 
-PROFILES = ("gaussian", "rect", "none")
+PROFILES = ("gaussian", "rect", "trapezoid", "none")
 ACQUISITION_PROFILES = ("gaussian", "rect")  # what a real slice can be ('none' is decimation)
 FWHM_TO_SIGMA = 1.0 / (2.0 * math.sqrt(2.0 * math.log(2.0)))
+TRAPEZOID_SUBSAMPLES = 16  # points per fine voxel where the trapezoid is averaged
 GAUSSIAN_REACH = 4.0  # sigmas: the cut-off is uneven around fractional centres, so keep its mass negligible
 
 
@@ -34,9 +37,13 @@ def profile_weights(length: int, positions: np.ndarray, thickness_voxels: float,
     elif profile == "gaussian":
         sigma = thickness_voxels * FWHM_TO_SIGMA
         weights = np.where(np.abs(distance) <= GAUSSIAN_REACH * sigma + 1.0, np.exp(-0.5 * (distance / sigma) ** 2), 0.0)
-    else:  # rect: overlap of each fine voxel [i - 1/2, i + 1/2] with [p - T/2, p + T/2]
+    elif profile == "rect":  # overlap of each fine voxel [i - 1/2, i + 1/2] with [p - T/2, p + T/2]
         half = thickness_voxels / 2.0
         weights = np.clip(np.minimum(distance + 0.5, half) - np.maximum(distance - 0.5, -half), 0.0, None)
+    else:  # trapezoid: 1 within T/4 of the centre, 0 beyond 3T/4 (FWHM T), averaged over each fine voxel
+        top, base = thickness_voxels / 4.0, 3.0 * thickness_voxels / 4.0
+        inside = (np.arange(TRAPEZOID_SUBSAMPLES) + 0.5) / TRAPEZOID_SUBSAMPLES - 0.5
+        weights = np.mean([np.clip((base - np.abs(distance + u)) / (base - top), 0.0, 1.0) for u in inside], axis=0)
     weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
     return weights
 
@@ -56,6 +63,8 @@ def profile_radius(thickness_voxels: float, profile: str) -> int:
         return 0
     if profile == "gaussian":
         return int(math.ceil(GAUSSIAN_REACH * thickness_voxels * FWHM_TO_SIGMA + 1.0))
+    if profile == "trapezoid":
+        return int(math.ceil(0.75 * thickness_voxels + 0.5))
     return int(math.ceil(thickness_voxels / 2.0 + 0.5))
 
 

@@ -51,11 +51,11 @@ def intensity_statistics(array: np.ndarray, mask: np.ndarray) -> dict[str, float
 
 
 def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None, family: str | None = None,
-                       with_profile: bool = True) -> dict:
+                       header_thickness: float | None = None, with_profile: bool = True) -> dict:
     """Fingerprint of every 3D volume in one image file (4D files give one entry per volume).
 
-    `thickness_mm` and `family` are dataset.json's word for this case; `with_profile` (target datasets)
-    decides each volume's slice profile."""
+    `thickness_mm` and `family` are dataset.json's word for this case, `header_thickness` a DICOM SliceThickness
+    that isr_convert kept; `with_profile` (target datasets) decides each volume's slice profile."""
     volumes = read_volumes(path)
     entries = {}
     for index, volume in enumerate(volumes):
@@ -78,17 +78,20 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None,
             "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
             "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
             "near_isotropic": near_isotropic,
-            "slice_profile": _slice_profile(volume, axis, thickness_mm, family, with_profile and not near_isotropic),
+            "slice_profile": _slice_profile(volume, axis, thickness_mm, family, header_thickness,
+                                            with_profile and not near_isotropic),
             "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask),
         }
     return entries
 
 
-def _slice_profile(volume: Volume, axis: int, thickness_mm: float | None, family: str | None, decide: bool) -> dict | None:
+def _slice_profile(volume: Volume, axis: int, thickness_mm: float | None, family: str | None,
+                   header_thickness: float | None, decide: bool) -> dict | None:
     if not decide:
         return None
     stack = slices_first(volume, axis)
-    return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness, thickness_mm, family).as_record()
+    return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness or header_thickness, thickness_mm,
+                                family).as_record()
 
 
 def case_slice_profile(case: dict) -> SliceProfile:
@@ -102,17 +105,18 @@ def clip_fingerprint(path: Path, case: str) -> dict:
                    "width": int(frames.shape[2]), "mean": float(frames.mean()), "std": float(frames.std())}}
 
 
-def _one_case(item: tuple[str, Path, str, float | None, str | None]) -> dict:
-    case, path, kind, thickness, family = item
+def _one_case(item: tuple[str, Path, str, float | None, str | None, float | None]) -> dict:
+    case, path, kind, thickness, family, header = item
     if kind == "video":
         return clip_fingerprint(path, case)
-    return volume_fingerprint(path, case, thickness, family, with_profile=kind == "target")
+    return volume_fingerprint(path, case, thickness, family, header, with_profile=kind == "target")
 
 
 def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
     """Compute and save the fingerprint of a raw dataset; returns it."""
     info, cases = datasets.training_cases(dataset)
-    items = [(case, path, info.kind, info.thickness_for(case), info.profile_for(case)) for case, path in cases.items()]
+    items = [(case, path, info.kind, info.thickness_for(case), info.profile_for(case), info.header_thickness_for(case))
+             for case, path in cases.items()]
     results = map_cases(_one_case, items, workers, f"fingerprint {dataset}")
     raise_collected(results, "fingerprint extraction")
     merged: dict[str, dict] = {}
