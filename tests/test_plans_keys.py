@@ -132,6 +132,12 @@ def _video_batch(sampler_overrides: dict[str, Any]) -> Any:
     return build_sampler(options, [(clip, {"case": "clip"})], 4, "train").sample(batch_rng(0, 0), 2, 24)
 
 
+def _lr_at_start(plans: dict, tmp: Path) -> float:
+    from isrnet.training.trainer import scheduled_lr
+    config = _config(plans)
+    return scheduled_lr(config.lr, 0, 100, config.warmup_fraction)
+
+
 # key -> (value to set, probe(plans, tmp) -> something that must change). Probes that need the preprocessed
 # arrays of the changed plan are marked with preprocess=True.
 PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
@@ -148,6 +154,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
        for device in ("cpu", "cuda") for key in ("patch_size", "batch_size")},
     "training.budget_minutes": (1.5, lambda p, t: _config(p).budget_minutes, False),
     "training.lr": (3e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["lr"], False),
+    "training.warmup_fraction": (0.5, lambda p, t: _lr_at_start(p, t), False),
     "training.weight_decay": (1e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["weight_decay"], False),
     "training.loss": ("l2", lambda p, t: _trainer(p, t).loss.__name__, False),
     "training.validation_every": (7, lambda p, t: _config(p).validation_every, False),

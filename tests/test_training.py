@@ -96,12 +96,12 @@ def test_tag_puts_a_variant_beside_the_default_run(dataset, monkeypatch, capsys)
 
 
 def test_budget_sets_the_iteration_count(dataset, monkeypatch, capsys) -> None:
-    from isrnet.training.trainer import WARMUP_ITERATIONS
+    from isrnet.training.trainer import THREAD_TRIAL
     train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.1")
     folder = dataset.results / DATASET / "ssft"
     debug = debug_of(folder)
     assert debug["config"]["iterations"] is None and debug["config"]["budget_minutes"] == 0.1
-    assert debug["iterations"] == debug["iterations_done"] >= WARMUP_ITERATIONS
+    assert debug["iterations"] == debug["iterations_done"] >= 1 + THREAD_TRIAL
     assert load(folder / "checkpoint_final.pth")["total_iterations"] == debug["iterations"]
     assert "budget 0.1 min" in (folder / "training_log.txt").read_text()
 
@@ -111,7 +111,7 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
     rate, which follows the current count, ends at (almost) 0 on the last iteration."""
     import time
 
-    from isrnet.training.trainer import poly_lr
+    from isrnet.training.trainer import scheduled_lr
     original = Trainer._train_step
 
     def slowed(self, model, batch):
@@ -129,8 +129,10 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
     assert debug["seconds_this_command"] <= 0.2 * 60 + 3
     checkpoint = load(folder / "checkpoint_final.pth")
     lrs = checkpoint["history"]["lr"]
-    assert len(lrs) == last and lrs[-1] == pytest.approx(poly_lr(1e-3, last - 1, last))
-    assert lrs[-1] < 0.05 * lrs[0] and checkpoint["total_iterations"] == last
+    config = debug["config"]
+    assert len(lrs) == last and lrs[-1] == pytest.approx(scheduled_lr(config["lr"], last - 1, last,
+                                                                      config["warmup_fraction"]))
+    assert lrs[-1] < 0.05 * max(lrs) and checkpoint["total_iterations"] == last
     assert "s per iteration lately" in (folder / "training_log.txt").read_text()
 
 
@@ -392,3 +394,45 @@ def test_failed_save_keeps_the_previous_checkpoint(dataset, monkeypatch, capsys,
     # and training can go on from it
     train(monkeypatch, capsys, "--c", *FAST_CHECKPOINTS)
     assert load(folder / "checkpoint_final.pth")["iteration"] == 6
+
+
+# ---- never worse than the start -----------------------------------------------------------------------------
+
+def test_warm_up_then_decay_follow_the_count() -> None:
+    from isrnet.training.trainer import scheduled_lr
+    lrs = [scheduled_lr(1e-3, i, 100, 0.1) for i in range(100)]
+    assert lrs[0] < 0.2e-3 and max(lrs) == pytest.approx(1e-3, rel=0.1) and int(np.argmax(lrs)) == 10
+    assert lrs[-1] < 0.02e-3 and all(b <= a for a, b in zip(lrs[10:], lrs[11:]))
+    assert scheduled_lr(1e-3, 0, 100, 0.0) == 1e-3  # no warm-up: from-scratch stages as before
+
+
+def test_guard_keeps_the_start_when_fine_tuning_fails(dataset, monkeypatch, capsys) -> None:
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
+    base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    train(monkeypatch, capsys, "-init", str(base), "--iterations", "6", "--lr", "0.5", "--tag", "wild")
+    folder = dataset.results / DATASET / "ssft__wild"
+    guard = debug_of(folder)["guard"]
+    assert guard["kept"] == "start" and guard["final_psnr"] < guard["start_psnr"], guard
+    assert_same_weights(folder / "checkpoint_final.pth", base)
+    assert "guard: kept the starting weights" in (folder / "training_log.txt").read_text()
+    from isrnet.evaluation.benchmark import trained_models
+    from isrnet.experiment_planning.plans_file import load_plans
+    labels = [m.label for m in trained_models(DATASET, load_plans(DATASET))]
+    assert "isrnet ssft wild (guard kept its starting weights)" in labels and "isrnet ssft base" in labels
+
+
+def test_budgeted_cpu_run_chooses_the_faster_thread_count(dataset, monkeypatch, capsys) -> None:
+    """With two threads slowed artificially (a loaded machine), the run goes on with one."""
+    original = Trainer._train_step
+
+    def slow_with_two(self, model, batch):
+        if torch.get_num_threads() > 1:
+            import time
+            time.sleep(0.2)
+        return original(self, model, batch)
+    torch.set_num_threads(2)  # after the single_thread fixture: this test is about choosing
+    monkeypatch.setattr(Trainer, "_train_step", slow_with_two)
+    train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.1")
+    threads = debug_of(dataset.results / DATASET / "ssft")["threads"]
+    assert threads["chosen"] == 1 and set(threads["seconds_per_iteration"]) == {"1", "2"}
+    assert torch.get_num_threads() == 2  # the caller's setting is restored

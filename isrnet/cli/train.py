@@ -25,7 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--iterations", type=positive_int, help="fixed iteration count (default: from the budget)")
     parser.add_argument("--budget-minutes", type=positive_float,
                         help="wall-clock cap for this whole command (default: the plan's; 8 min for ssft on CPU)")
-    parser.add_argument("--lr", type=positive_float, help="initial learning rate (poly decay to 0)")
+    parser.add_argument("--lr", type=positive_float, help="peak learning rate (linear warm-up over the plans' training.warmup_fraction, then poly "
+                        "decay to 0; default: the plans' training.lr)")
     parser.add_argument("--batch-size", type=positive_int, help="samples per iteration (per process with torchrun)")
     parser.add_argument("--patch-size", type=positive_int, help="in-plane patch size in pixels")
     parser.add_argument("-device", choices=DEVICES, default=None, help="default: the plan's device")

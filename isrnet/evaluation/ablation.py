@@ -88,7 +88,8 @@ def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict
         else:
             print(f"ablation: training {LABELS[tag]} ({iterations} iterations, as the video+mrft arm) -> "
                   f"{run.folder}", flush=True)
-            _train(dataset, tag, device, iterations=iterations, **start)
+            # the arms differ only in their start: the scratch arm too keeps the plan's (fine-tuning) schedule
+            _train(dataset, tag, device, iterations=iterations, lr=record.config["lr"], **start)
         runs[tag] = run.final
     return {LABELS[tag]: runs[tag] for tag in ("scratch", "from_video", "from_video_mrft")}
 

@@ -26,7 +26,7 @@ from isrnet.imageio.geometry import factor_of, input_slice_positions, slice_axis
 from isrnet.imageio.volume import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights
-from isrnet.runs import Run, finished_stage_run, runs_of
+from isrnet.runs import DEBUG_FILE, Run, RunRecord, finished_stage_run, runs_of
 from isrnet.stages import STAGES
 from isrnet.training.initialization import stage_weights
 
@@ -118,6 +118,11 @@ class BenchmarkModel:
     run: Run | None = None
 
 
+def _kept_start(run: Run) -> bool:
+    record = run.folder / DEBUG_FILE
+    return record.is_file() and (RunRecord.load(record).guard or {}).get("kept") == "start"
+
+
 def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
     """Every model to compare: the pre-training results (or shipped weights) and every run of this dataset."""
     models = []
@@ -137,6 +142,8 @@ def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
         if run.finished:
             bound = not STAGES[run.stage].pipeline
             label = "supervised upper bound (trained on referenceTr)" if bound else f"isrnet {run.name.replace('__', ' ')}"
+            if _kept_start(run):
+                label += " (guard kept its starting weights)"
             models.append(BenchmarkModel(label, run.final, "upper_bound" if bound else "run", run))
     return models
 

@@ -105,7 +105,7 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
                  for name in cfg.MEMORY_BUDGET_BYTES}
     plans["training"] = {"patch_size": patch, "batch_size": batch, "sizes_by_device": by_device,
                          "budget_minutes": budget,
-                         "lr": 1e-3, "weight_decay": 0.0, "loss": "l1",
+                         "lr": stage.lr, "warmup_fraction": stage.warmup_fraction, "weight_decay": 0.0, "loss": "l1",
                          "validation_every": 50, "validation_batches": 4, "checkpoint_every_seconds": 60.0,
                          "seed": 12345}
     plans["sampler"] = copy.deepcopy(stage.sampler_defaults)

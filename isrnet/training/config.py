@@ -20,6 +20,7 @@ class TrainingConfig:
     budget_minutes: float
     iterations: int | None = None  # fixed count; None = derived once from the budget
     weight_decay: float = 0.0
+    warmup_fraction: float = 0.0  # linear learning-rate warm-up over this share of the run
     loss: str = "l1"  # see training/losses.py
     seed: int = 12345
     device: str = "cpu"
@@ -47,6 +48,7 @@ class TrainingConfig:
         values = {"stage": stage, "dataset": plans["dataset"], "network": plans["network"],
                   "sampler": dict(plans["sampler"]), "patch_size": training["patch_size"],
                   "batch_size": training["batch_size"], "lr": training["lr"],
+                  "warmup_fraction": training["warmup_fraction"],
                   "budget_minutes": training["budget_minutes"], "weight_decay": training["weight_decay"],
                   "loss": training["loss"], "seed": training["seed"], "validation_every": training["validation_every"],
                   "validation_batches": training["validation_batches"],

@@ -21,7 +21,7 @@ from isrnet.errors import IsrnetError
 from isrnet.experiment_planning.plans_file import load_plans, set_dotted
 from isrnet.preprocessing.preprocessor import load_training_cases
 from isrnet.runs import Run
-from isrnet.stages import STAGES, Stage, stage as stage_named
+from isrnet.stages import SCRATCH_LR, STAGES, Stage, stage as stage_named
 from isrnet.training.config import TrainingConfig
 from isrnet.training.samplers.base import PairSampler
 from isrnet.training.distributed import init_distributed, shutdown_distributed
@@ -111,6 +111,21 @@ def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, Pai
     return run
 
 
+def _schedule(config: TrainingConfig, options: TrainingOptions, overridden: set[str], run: Run) -> None:
+    """The learning-rate schedule when none was chosen now: a continued run keeps its recorded one, and
+    --from-scratch trains at the from-scratch rate rather than the plan's fine-tuning rate."""
+    if options.lr is not None or {"training.lr", "training.warmup_fraction"} & overridden:
+        return
+    record = run.record() if config.continue_training else None
+    if record is not None:
+        config.lr = record.config.get("lr", config.lr)
+        config.warmup_fraction = record.config.get("warmup_fraction", config.warmup_fraction)
+    elif config.from_scratch and config.lr != SCRATCH_LR:
+        print(f"isrnet: notice: --from-scratch trains at the from-scratch learning rate {SCRATCH_LR:g} without "
+              f"warm-up, not the plan's fine-tuning {config.lr:g} (set --lr to choose)", file=sys.stderr)
+        config.lr, config.warmup_fraction = SCRATCH_LR, 0.0
+
+
 def run_training(dataset: str | int, stage: str, options: TrainingOptions | None = None) -> Run:
     """Train `stage` on a planned and preprocessed dataset; returns the finished run."""
     options = options or TrainingOptions()
@@ -133,6 +148,7 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
               f"{sizes['batch_size']})", file=sys.stderr)
     overrides = {**sizes, **{key: value for key, value in overrides.items() if value is not None}}
     config = TrainingConfig.from_plans(plans, stage, overrides)
+    _schedule(config, options, set(plans.get("overrides", {})) | set(set_now), Run(dataset, stage, options.tag))
     cases = load_training_cases(dataset, plans)  # first: it says clearly when nothing is left to train on
     config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
     run = Run(dataset, stage, options.tag)
