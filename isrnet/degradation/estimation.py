@@ -42,15 +42,10 @@ class ProfileEstimate:
     """What the volume says about its slice profile."""
     family: str  # 'gaussian' or 'rect'
     fwhm_mm: float
-    confidence: float  # 0..1: how well the two in-plane axes agree on the width
+    confidence: float  # 0..1: the two in-plane axes agree on the width, and few other widths fit as well
     family_margin: float  # misfit of the other family / misfit of the chosen one (>= 1 when rect was chosen)
     fits_mm: dict[str, float] = field(default_factory=dict)  # best FWHM per family
     noise_sigma: float = 0.0  # in the volume's units, from its background
-
-    def describe(self) -> str:
-        other = ", ".join(f"{f} {w:.2f} mm" for f, w in self.fits_mm.items() if f != self.family)
-        return (f"{self.family} FWHM {self.fwhm_mm:.2f} mm (confidence {self.confidence:.2f}; "
-                f"best other fit: {other})")
 
 
 def estimate_slice_profile(array: np.ndarray, spacing: tuple[float, float, float],

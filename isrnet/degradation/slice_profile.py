@@ -37,17 +37,6 @@ class SliceProfile:
     def as_record(self) -> dict:
         return asdict(self)
 
-    @classmethod
-    def from_record(cls, record: dict) -> "SliceProfile":
-        return cls(**record)
-
-    def describe(self) -> str:
-        text = (f"thickness {self.thickness_mm:.2f} mm ({self.thickness_source}), {self.family} profile "
-                f"({self.family_source})")
-        if self.thickness_source == "estimated":
-            text += f", confidence {self.confidence:.2f}"
-        return text + "".join(f"; {note}" for note in self.notes)
-
 
 def plausible_thickness(thickness_mm: float | None, slice_spacing: float) -> bool:
     low, high = PLAUSIBLE_RATIO

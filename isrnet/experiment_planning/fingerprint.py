@@ -15,7 +15,7 @@ import numpy as np
 
 from isrnet import datasets, paths
 from isrnet.errors import IsrnetError
-from isrnet.degradation.slice_profile import SliceProfile, decide_slice_profile
+from isrnet.degradation.slice_profile import decide_slice_profile
 from isrnet.imageio import read_volumes
 from isrnet.imageio.geometry import (MIN_SLICES, factor_of, in_plane_axes, is_near_isotropic, slice_axis_of,
                                     slices_first)
@@ -92,11 +92,6 @@ def _slice_profile(volume: Volume, axis: int, thickness_mm: float | None, family
     stack = slices_first(volume, axis)
     return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness or header_thickness, thickness_mm,
                                 family).as_record()
-
-
-def case_slice_profile(case: dict) -> SliceProfile:
-    """The fingerprint's slice profile of a target case."""
-    return SliceProfile.from_record(case["slice_profile"])
 
 
 def clip_fingerprint(path: Path, case: str) -> dict:
