@@ -13,7 +13,7 @@ from isrnet.errors import IsrnetError
 from isrnet.utilities.files import load_json
 
 PLANS_FILE = "plans.json"
-PLANS_FORMAT = 2
+PLANS_FORMAT = 3  # 3: per-case slice profile records, training.warmup_fraction
 # Records and identity, not settings: `--set` refuses them.
 NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides", "device")  # device: plan with -device instead
 # Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
