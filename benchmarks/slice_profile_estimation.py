@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py
 
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
 from isrnet.degradation.estimation import estimate_slice_profile  # noqa: E402
-from ssft_mismatch_set import reference_brain  # noqa: E402
+from ssft_mismatch_set import reference_brain, rician_noise  # noqa: E402
 
 RATIOS = (0.5, 0.8, 1.0, 1.25, 1.5)
 FACTORS = (2, 3, 4, 6)
@@ -42,10 +42,7 @@ def acquire(fine: np.ndarray, family: str, factor: int, ratio: float, snr: float
             rng: np.random.Generator) -> np.ndarray:
     """Thick slices every `factor` mm with FWHM ratio * factor mm, with Rician noise at `snr` if given."""
     low = simulate_thick_slices(fine, 0, float(factor), ratio * factor, family)[0]
-    if snr:
-        sigma = low[low > 0.1 * low.max()].mean() / snr
-        low = np.hypot(low + rng.normal(0, sigma, low.shape), rng.normal(0, sigma, low.shape)).astype(np.float32)
-    return low
+    return rician_noise(low, snr, rng) if snr else low
 
 
 def estimation_table(fine: np.ndarray) -> pd.DataFrame:

@@ -68,6 +68,12 @@ def oblique_direction(degrees: float = TILT_DEGREES) -> np.ndarray:
     return np.array([[np.cos(angle), 0.0, np.sin(angle)], [0.0, 1.0, 0.0], [-np.sin(angle), 0.0, np.cos(angle)]])
 
 
+def rician_noise(image: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:
+    """Magnitude of the image plus complex Gaussian noise; sigma = the mean of the brighter voxels / snr."""
+    sigma = image[image > 0.1 * image.max()].mean() / snr
+    return np.hypot(image + rng.normal(0, sigma, image.shape), rng.normal(0, sigma, image.shape)).astype(np.float32)
+
+
 def make_case(fine: np.ndarray, acquisition: Acquisition, seed: int) -> tuple[Volume, Volume]:
     """(thick-slice image, 1 mm reference) for one acquisition; both share the (possibly oblique) geometry."""
     fine = fine.copy()
@@ -81,9 +87,7 @@ def make_case(fine: np.ndarray, acquisition: Acquisition, seed: int) -> tuple[Vo
     fine = fine[:keep]
     low = simulate_thick_slices(fine, 0, step, acquisition.thickness, acquisition.family)[0]
     if acquisition.snr:
-        rng = np.random.default_rng(seed)
-        sigma = low[low > 0.1 * low.max()].mean() / acquisition.snr
-        low = np.hypot(low + rng.normal(0, sigma, low.shape), rng.normal(0, sigma, low.shape)).astype(np.float32)
+        low = rician_noise(low, acquisition.snr, np.random.default_rng(seed))
     direction = oblique_direction() if acquisition.oblique else np.eye(3)
     origin = np.array([-80.0, -100.0, -60.0])
     return (Volume(low.astype(np.float32), (step, 1.0, 1.0), origin, direction),

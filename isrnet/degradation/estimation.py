@@ -90,6 +90,30 @@ def _segments(lines: np.ndarray, masks: np.ndarray, length: int) -> tuple[np.nda
     return windows[inside], starts[inside]
 
 
+@dataclass
+class _Axis:
+    """One in-plane axis: planes [Z, A, C] through it, and what does not depend on the candidate profile."""
+    pixel: float  # mm along A
+    planes: np.ndarray
+    masks: np.ndarray
+    lines: np.ndarray = field(init=False)  # the in-plane lines [Z * C, A]
+    line_masks: np.ndarray = field(init=False)
+    slice_lines: np.ndarray = field(init=False)  # the slice-axis lines [A * C, Z]
+    slice_masks: np.ndarray = field(init=False)
+    white_noise: np.ndarray | None = None  # slice-side noise power per unit kernel energy (set with the length)
+
+    def __post_init__(self) -> None:
+        z, a = self.planes.shape[:2]
+        self.lines = self.planes.transpose(0, 2, 1).reshape(-1, a)
+        self.line_masks = self.masks.transpose(0, 2, 1).reshape(-1, a)
+        self.slice_lines = self.planes.transpose(1, 2, 0).reshape(-1, z)
+        self.slice_masks = self.masks.transpose(1, 2, 0).reshape(-1, z)
+
+    def sampled_masks(self, positions: np.ndarray) -> np.ndarray:
+        """The in-plane lines' foreground at (the nearest voxel of) sampling positions."""
+        return self.line_masks[:, np.clip(np.round(positions).astype(int), 0, self.line_masks.shape[1] - 1)]
+
+
 class _SpectralMatch:
     """Both spectra for any candidate profile, over two in-plane axes."""
 
@@ -115,34 +139,29 @@ class _SpectralMatch:
             columns = np.sort(rng.choice(candidates, min(COLUMNS, candidates.size), replace=False))
             planes = np.moveaxis(np.take(normalised, columns, axis=other), axis, 1)  # [Z, A, C]
             plane_masks = np.moveaxis(np.take(mask, columns, axis=other), axis, 1)
-            self.axes.append((spacing[axis], planes, plane_masks))
+            self.axes.append(_Axis(spacing[axis], planes, plane_masks))
         self.length = self._segment_length(slices)
         self.window = np.hanning(self.length + 2)[1:-1]
+        for axis in self.axes:  # the slice-axis segments keep their places whatever blur the candidate adds
+            starts = _segments(axis.slice_lines, axis.slice_masks, self.length)[1]
+            axis.white_noise = self._noise_power(np.eye(slices), starts)
         self.bin_weights = self._bin_weights()
 
     def _segment_length(self, slices: int) -> int:
         length = min(SEGMENT, slices)
         while length >= MIN_SEGMENT:
-            enough = all(_segments(*self._slice_lines(planes, masks), length)[0].shape[0] >= MIN_SEGMENTS
-                         and _segments(*self._in_plane_samples(pixel, masks), length)[0].shape[0] >= MIN_SEGMENTS
-                         for pixel, planes, masks in self.axes)
+            enough = all(_segments(axis.slice_lines, axis.slice_masks, length)[0].shape[0] >= MIN_SEGMENTS
+                         and self._in_plane_segments(axis, length) >= MIN_SEGMENTS for axis in self.axes)
             if enough:
                 return length
             length //= 2
         raise IsrnetError("too little anatomy (too few slices, or an in-plane field of view too small) to estimate "
                           "the slice profile")
 
-    def _in_plane_samples(self, pixel: float, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The foreground mask of in-plane lines sampled at the slice spacing (twice: for data and mask)."""
-        line_masks = masks.transpose(0, 2, 1).reshape(-1, masks.shape[1])
-        positions = thick_slice_positions(line_masks.shape[1], self.spacing / pixel)
-        sampled = line_masks[:, np.round(positions).astype(int)]
-        return sampled.astype(np.float32), sampled
-
-    @staticmethod
-    def _slice_lines(planes: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = planes.shape[0]
-        return planes.transpose(1, 2, 0).reshape(-1, z), masks.transpose(1, 2, 0).reshape(-1, z)
+    def _in_plane_segments(self, axis: _Axis, length: int) -> int:
+        """How many foreground segments the in-plane lines give when sampled at the slice spacing."""
+        sampled = axis.sampled_masks(thick_slice_positions(axis.lines.shape[1], self.spacing / axis.pixel))
+        return _segments(sampled, sampled, length)[0].shape[0]
 
     def _power(self, segments: np.ndarray) -> np.ndarray:
         centred = segments - segments.mean(axis=1, keepdims=True)
@@ -167,11 +186,9 @@ class _SpectralMatch:
         """Weight of each slice-axis frequency: (signal share of its power)^2 on the noisier axis; 0 where
         noise dominates (all 1 for clean data)."""
         weights = np.ones(self.length // 2)
-        for _, planes, masks in self.axes:
-            segments, starts = _segments(*self._slice_lines(planes, masks), self.length)
-            noise = self._noise_power(np.eye(planes.shape[0]), starts)
-            power = self._power(segments)
-            weights = np.minimum(weights, np.clip(1.0 - noise / np.maximum(power, 1e-12), 0.0, 1.0) ** 2)
+        for axis in self.axes:
+            power = self._power(_segments(axis.slice_lines, axis.slice_masks, self.length)[0])
+            weights = np.minimum(weights, np.clip(1.0 - axis.white_noise / np.maximum(power, 1e-12), 0.0, 1.0) ** 2)
         if np.count_nonzero(weights > 0.1) < 3:
             raise IsrnetError("the slice-axis spectrum is mostly noise; the slice profile cannot be estimated")
         return weights
@@ -179,23 +196,20 @@ class _SpectralMatch:
     def misfit(self, family: str, fwhm_mm: float) -> list[float]:
         """Mean squared log-ratio of the two spectra, per in-plane axis."""
         result = []
-        for pixel, planes, masks in self.axes:
-            voxels = fwhm_mm / pixel
+        for axis in self.axes:
+            voxels = fwhm_mm / axis.pixel
             radius = max(profile_radius(voxels, family), 1)
             kernel = profile_weights(2 * radius + 1, np.array([float(radius)]), voxels, family)[0]
-            blurred = ndimage.convolve1d(planes, kernel.astype(np.float32), axis=1, mode="nearest")
-            segments, starts = _segments(*self._slice_lines(blurred, masks), self.length)
-            slice_side = self._power(segments) - self._noise_power(np.eye(planes.shape[0]) * np.sum(kernel ** 2),
-                                                                   starts)
-            lines = planes.transpose(0, 2, 1).reshape(-1, planes.shape[1])
-            line_masks = masks.transpose(0, 2, 1).reshape(-1, planes.shape[1])
-            step = self.spacing / pixel
+            blurred = ndimage.convolve1d(axis.planes, kernel.astype(np.float32), axis=1, mode="nearest")
+            slice_lines = blurred.transpose(1, 2, 0).reshape(axis.slice_lines.shape)
+            slice_side = (self._power(_segments(slice_lines, axis.slice_masks, self.length)[0])
+                          - np.sum(kernel ** 2) * axis.white_noise)
+            step, count = self.spacing / axis.pixel, axis.lines.shape[1]
             simulated = np.zeros_like(slice_side)
             for offset in np.arange(OFFSETS) * step / OFFSETS:
-                positions = thick_slice_positions(lines.shape[1], step, offset)
-                weights = profile_weights(lines.shape[1], positions, voxels, family)
-                sampled_masks = line_masks[:, np.clip(np.round(positions).astype(int), 0, lines.shape[1] - 1)]
-                segments, starts = _segments(lines @ weights.T, sampled_masks, self.length)
+                positions = thick_slice_positions(count, step, offset)
+                weights = profile_weights(count, positions, voxels, family)
+                segments, starts = _segments(axis.lines @ weights.T, axis.sampled_masks(positions), self.length)
                 if segments.shape[0] == 0:
                     continue
                 simulated += (self._power(segments) - self._noise_power(weights @ weights.T, starts)) / OFFSETS

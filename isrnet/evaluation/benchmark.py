@@ -26,7 +26,7 @@ from isrnet.imageio.geometry import factor_of, input_slice_positions, slice_axis
 from isrnet.imageio.volume import Volume
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights
-from isrnet.runs import DEBUG_FILE, Run, RunRecord, finished_stage_run, runs_of
+from isrnet.runs import Run, finished_stage_run, runs_of
 from isrnet.stages import STAGES
 from isrnet.training.initialization import stage_weights
 
@@ -119,8 +119,8 @@ class BenchmarkModel:
 
 
 def _kept_start(run: Run) -> bool:
-    record = run.folder / DEBUG_FILE
-    return record.is_file() and (RunRecord.load(record).guard or {}).get("kept") == "start"
+    record = run.record()  # None for an installed model (no debug.json)
+    return record is not None and (record.guard or {}).get("kept") == "start"
 
 
 def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
