@@ -33,6 +33,7 @@ setup(
             "isr_convert=dataset_conversion.cli:main",
             "isr_train=isrnet.cli.train:main",
             "isr_predict=isrnet.cli.predict:main",
+            "isr_fuse=isrnet.cli.fuse:main",
             "isr_evaluate=isrnet.cli.evaluate:main",
             "isr_benchmark=isrnet.cli.benchmark:main",
             "isr_export_model=isrnet.cli.model_sharing:main_export",

@@ -109,3 +109,18 @@ def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> Calla
         return SimpleNamespace(code=exit_info.value.code or 0, out=captured.out, err=captured.err,
                                error_line=error_line, after_error=trailing)
     return run
+
+
+@pytest.fixture
+def small_model(tmp_path: Path) -> Path:
+    """A checkpoint of a small network (random weights, fixed seed) to start fine-tuning or fusion from."""
+    import torch
+    from isrnet.configuration import DEFAULT_NETWORK
+    from isrnet.networks import build_network
+    from isrnet.training.checkpointing import save_checkpoint
+    from training_support import SMALL_NETWORK
+    torch.manual_seed(0)
+    config = {"name": DEFAULT_NETWORK["name"], "kwargs": {**DEFAULT_NETWORK["kwargs"], **SMALL_NETWORK}}
+    path = tmp_path / "small.pth"
+    save_checkpoint({"network": config, "state_dict": build_network(config).state_dict()}, path)
+    return path
