@@ -13,6 +13,8 @@ FWHM = spacing) for comparison.
 Usage: python benchmarks/ssft_mismatch_set.py [--cases gap rect ...] [--seeds 1 2] [--budgets 2 4 8]
        [--arms estimated old] [--out DIR]        (7 cases x 2 seeds x 2+4+8 min: about 4 hours on 2 CPU cores)
 Everything is written under --out (default ./benchmark_output/ssft_mismatch); nothing touches your isrnet folders.
+ssft_mismatch.csv there accumulates cells across invocations (a re-run cell replaces its row), so the grid can be
+run in parts; the summary covers every cell in it.
 """
 from __future__ import annotations
 
@@ -133,6 +135,17 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
             "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": (record.guard or {}).get("kept", "")}
 
 
+CELL_KEY = ["case", "arm", "seed", "budget_min"]
+
+
+def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
+    """The table with `row` replacing any earlier result of the same cell (so the grid can be run in parts)."""
+    if not table.empty:
+        same = np.logical_and.reduce([table[key] == row[key] for key in CELL_KEY])
+        table = table[~same]
+    return pd.concat([table, pd.DataFrame([row])], ignore_index=True).sort_values(CELL_KEY, ignore_index=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -147,16 +160,17 @@ def main() -> None:
     os.environ.update(isrnet_raw=str(out / "raw"), isrnet_preprocessed=str(out / "preprocessed"),
                       isrnet_results=str(out / "results"))
     fine = reference_brain()
-    rows = []
+    table_file = out / "ssft_mismatch.csv"
+    table = pd.read_csv(table_file) if table_file.is_file() else pd.DataFrame()  # earlier invocations' cells
     for name in args.cases:
         number = list(CASES).index(name)
         for arm in args.arms:
             for seed in args.seeds:
                 for budget in args.budgets:
-                    rows.append(run_cell(out, number, name, CASES[name], arm, seed, budget, fine))
-                    print(pd.DataFrame([rows[-1]]).to_string(index=False, float_format="{:.2f}".format), flush=True)
-                    pd.DataFrame(rows).to_csv(out / "ssft_mismatch.csv", index=False, float_format="%.4f")
-    table = pd.DataFrame(rows)
+                    row = run_cell(out, number, name, CASES[name], arm, seed, budget, fine)
+                    print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
+                    table = merge_row(table, row)
+                    table.to_csv(table_file, index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format="{:.2f}".format))
     for arm, part in table.groupby("arm"):
         fine_tuned = part[part.kept != "start"]
