@@ -16,6 +16,7 @@ examples:
   isr_predict -i scans/ -o sr/ -d 001                  the ssft model fine-tuned on dataset 001
   isr_predict -i t2_ax.nii.gz -o sr/ --target-spacing 1.0
   isr_predict -i scans/ -o sr/ -num_parts 4 -part_id 0 (on 4 nodes/processes: part_id 0..3)
+  isr_predict -i scans/ -o sr/ -d 001 --adapt-minutes 2   each case fine-tunes its own copy first
   isr_predict -i dicom/t2_ax/ -o sr/ --output-format dicom     a derived series sr/t2_ax/ (same patient, study)
   isr_predict -i t2.nii.gz -o sr/ --output-format dicom --dicom-reference dicom/t2_ax/ --anonymise
 """
@@ -49,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
                             "and study identity the output takes")
     dicom.add_argument("--anonymise", action="store_true",
                        help="DICOM output without identity: new patient ID and UIDs, no names, no dates")
+    adapt = parser.add_argument_group("patient-level adaptation (see documentation/prediction_and_evaluation.md)")
+    budget = adapt.add_mutually_exclusive_group()
+    budget.add_argument("--adapt-minutes", type=positive_float, metavar="M",
+                        help="before predicting each case, fine-tune a copy of the model on that case alone for M "
+                             "minutes (self-supervised, its own slice profile; the guard keeps the start when it "
+                             "is not beaten). Default: off")
+    budget.add_argument("--adapt-iterations", type=positive_int, metavar="N",
+                        help="as --adapt-minutes, but a fixed number of iterations (reproducible)")
+    adapt.add_argument("--adapt-seed", type=int, default=12345, help="seed of the per-case fine-tuning")
+    adapt.add_argument("--save-adapted", action="store_true",
+                       help="keep each case's weights in OUT/adapted_weights/CASE.pth (+ CASE.json provenance); "
+                            "predict with them again via -m OUT/adapted_weights/CASE.pth")
     parser.add_argument("--no-keep-input", dest="keep_input", action="store_false",
                         help="also re-synthesise output slices that coincide with input slices")
     parser.add_argument("--tta", action="store_true", help="average over in-plane flips (4x slower)")
@@ -61,12 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from isrnet.inference import OutputFormat, PredictionSettings, PredictOptions, predict_paths, resolve_model
+    from isrnet.inference import (AdaptationOptions, OutputFormat, PredictionSettings, PredictOptions, predict_paths,
+                                  resolve_model)
     model = resolve_model(args.dataset, args.stage, args.model)
     settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta)
     output = OutputFormat(args.output_format, args.dicom_reference, args.anonymise)
+    adaptation = AdaptationOptions(args.adapt_minutes, args.adapt_iterations, args.adapt_seed,
+                                   save=args.save_adapted)
     options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id,
-                             output, args.amp)
+                             output, args.amp, adaptation)
     results = predict_paths(args.input, args.output, model, options)
     return 1 if any(result.failed for result in results) else 0
 

@@ -50,6 +50,27 @@ def intensity_statistics(array: np.ndarray, mask: np.ndarray) -> dict[str, float
             "foreground_p99_5": float(np.percentile(values, 99.5))}
 
 
+def volume_entry(volume: Volume, source: str | Path, slice_axis: int | None = None) -> dict:
+    """The geometry and intensity fingerprint of one 3D volume (no slice profile); bad volumes are an error
+    naming `source`. `slice_axis` defaults to the axis with the largest spacing."""
+    array = volume.array.astype(np.float32)
+    if not np.isfinite(array).all():
+        raise IsrnetError(f"{source}: contains NaN or Inf voxels; fix or remove this case")
+    if not array.any():
+        raise IsrnetError(f"{source}: all voxels are zero; remove this case")
+    axis = slice_axis_of(volume.spacing) if slice_axis is None else slice_axis
+    if array.shape[axis] < MIN_SLICES:
+        raise IsrnetError(f"{source}: only {array.shape[axis]} slices along the slice axis (array axis "
+                          f"{axis}); at least {MIN_SLICES} are needed")
+    mask = foreground_mask(array)
+    return {"shape": list(array.shape), "spacing": list(volume.spacing),
+            "origin": volume.origin.tolist(), "direction": volume.direction.tolist(),
+            "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
+            "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
+            "near_isotropic": is_near_isotropic(volume.spacing, axis),
+            "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask)}
+
+
 def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None, family: str | None = None,
                        header_thickness: float | None = None, with_profile: bool = True) -> dict:
     """Fingerprint of every 3D volume in one image file (4D files give one entry per volume).
@@ -60,28 +81,11 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None,
     entries = {}
     for index, volume in enumerate(volumes):
         name = case if len(volumes) == 1 else f"{case}_t{index:03d}"
-        array = volume.array.astype(np.float32)
-        if not np.isfinite(array).all():
-            raise IsrnetError(f"{path}: contains NaN or Inf voxels; fix or remove this case")
-        if not array.any():
-            raise IsrnetError(f"{path}: all voxels are zero; remove this case")
-        axis = slice_axis_of(volume.spacing)
-        if array.shape[axis] < MIN_SLICES:
-            raise IsrnetError(f"{path}: only {array.shape[axis]} slices along the slice axis (array axis "
-                              f"{axis}); at least {MIN_SLICES} are needed")
-        near_isotropic = is_near_isotropic(volume.spacing, axis)
-        mask = foreground_mask(array)
-        entries[name] = {
-            "file": str(path), "volume_index": index, "n_volumes": len(volumes),
-            "shape": list(array.shape), "spacing": list(volume.spacing),
-            "origin": volume.origin.tolist(), "direction": volume.direction.tolist(),
-            "slice_axis": axis, "in_plane_spacing": [volume.spacing[a] for a in in_plane_axes(axis)],
-            "slice_spacing": volume.spacing[axis], "anisotropy": factor_of(volume.spacing, axis),
-            "near_isotropic": near_isotropic,
-            "slice_profile": _slice_profile(volume, axis, thickness_mm, family, header_thickness,
-                                            with_profile and not near_isotropic),
-            "intensity": intensity_statistics(array, mask), "foreground_bbox": bounding_box(mask),
-        }
+        entry = volume_entry(volume, path)
+        entries[name] = {"file": str(path), "volume_index": index, "n_volumes": len(volumes), **entry,
+                         "slice_profile": _slice_profile(volume, entry["slice_axis"], thickness_mm, family,
+                                                         header_thickness,
+                                                         with_profile and not entry["near_isotropic"])}
     return entries
 
 

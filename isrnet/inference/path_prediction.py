@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from isrnet.errors import IsrnetError
+from isrnet.inference.adaptation import AdaptationOptions
 from isrnet.inference.model_resolution import Model, from_model_path, shipped_model
 from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of, predict_file
 from isrnet.inference.predictor import PredictionSettings, Predictor
@@ -35,6 +36,7 @@ class PredictOptions:
     part_id: int = 0  # ... and do this one (0-based)
     output: OutputFormat = field(default_factory=OutputFormat)  # NIfTI or a derived DICOM series
     amp: bool = False  # float16 autocast on CUDA
+    adaptation: AdaptationOptions = field(default_factory=AdaptationOptions)  # per-case fine-tuning (off)
 
 
 @dataclass
@@ -59,15 +61,22 @@ def _load_predictor(model: Model, device: str, threads: int, amp: bool = False) 
 
 
 def _predict_one(task: tuple) -> CaseResult:
-    source, output, settings, dtype, on_gap, output_format = task
+    source, output, settings, dtype, on_gap, output_format, adaptation = task
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            target = predict_file(_predictor, source, output, settings, dtype, on_gap, output_format)
+            target = predict_file(_predictor, source, output, settings, dtype, on_gap, output_format, adaptation)
         notes = "; ".join(str(w.message) for w in caught)
         return CaseResult(source, target, f"warning: {notes}" if notes else None)
     except IsrnetError as error:
         return CaseResult(source, None, f"error: {error}")
+
+
+def _adapting(adaptation: AdaptationOptions) -> str:
+    if not adaptation.enabled:
+        return ""
+    amount = f"{adaptation.minutes:g} min" if adaptation.minutes is not None else f"{adaptation.iterations} iterations"
+    return f"; each case first fine-tunes a copy of the model on itself ({amount})"
 
 
 def _stderr(message: str) -> None:
@@ -91,7 +100,7 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
     check_amp(device, options.amp)  # here too: before worker processes would fail on it one by one
     if not isinstance(model, Model):
         model = shipped_model() if model is None else from_model_path(model)
-    log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}")
+    log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}{_adapting(options.adaptation)}")
     if not cases:  # a part of a split with more parts than inputs
         return []
     output.mkdir(parents=True, exist_ok=True)
@@ -110,9 +119,11 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
         _load_predictor(model, device, threads, options.amp)
         for source in cases:
             with progress(desc=source.name, unit="gap", leave=False) as bar:
-                report(_predict_one((source, output, options.settings, options.dtype, bar.update, options.output)))
+                report(_predict_one((source, output, options.settings, options.dtype, bar.update, options.output,
+                                     options.adaptation)))
     else:
-        tasks = [(source, output, options.settings, options.dtype, None, options.output) for source in cases]
+        tasks = [(source, output, options.settings, options.dtype, None, options.output, options.adaptation)
+                 for source in cases]
         with ProcessPoolExecutor(processes, initializer=_load_predictor,
                                  initargs=(model, device, threads, options.amp)) as pool:
             for result in progress(pool.map(_predict_one, tasks), total=len(tasks), desc="cases", unit="case"):

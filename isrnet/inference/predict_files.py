@@ -16,6 +16,7 @@ from isrnet.imageio.dicom_series import read_identity, write_dicom_series
 from isrnet.imageio.geometry import input_slice_positions
 from isrnet.imageio.formats import (FLOAT_WRITABLE, IMAGE_ENDINGS, OUTPUT_FORMATS, image_ending, is_dicom_folder,
                                     sidecar_of)
+from isrnet.inference.adaptation import ADAPTED_FOLDER, AdaptationOptions, adapt_to_case
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.files import save_json
 
@@ -99,10 +100,12 @@ def _write_dicom(result: Volume, source: Path, output_folder: Path, identity_sou
 
 
 def predict_file(predictor: Predictor, source: Path, output_folder: Path, requested: PredictionSettings,
-                 dtype: str | None, progress=None, output: OutputFormat | None = None) -> Path:
+                 dtype: str | None, progress=None, output: OutputFormat | None = None,
+                 adaptation: AdaptationOptions | None = None) -> Path:
     """Super-resolve one input (3D or 4D) and write it plus `<name>.json`; returns the output path.
 
-    What `requested` leaves open (factor, thickness, slice axis) comes from the model's plans for this case."""
+    What `requested` leaves open (factor, thickness, slice axis) comes from the model's plans for this case.
+    With `adaptation` enabled, a copy of the model is first fine-tuned on this input alone (its first volume)."""
     start = time.time()
     output = output or OutputFormat()
     identity_source = output.identity_source(source)
@@ -113,6 +116,10 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     if identity_source is not None and len(volumes) > 1:
         raise IsrnetError(f"{source.name}: a 4D image cannot be one DICOM series; use --output-format nifti")
     settings, profile = predictor.with_slice_profile(volumes[0], settings)
+    adapted = None
+    if adaptation is not None and adaptation.enabled:
+        predictor, adapted = adapt_to_case(predictor, case_name(source), volumes[0], settings, profile, adaptation,
+                                           source, output_folder / ADAPTED_FOLDER if adaptation.save else None)
     results = [predictor.predict(volume, settings, progress=progress) for volume in volumes]
     axis = predictor.slice_axis(volumes[0], settings)
     factor = volumes[0].spacing[axis] / results[0].spacing[axis]
@@ -132,6 +139,8 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
                "format": "dicom series" if identity_source is not None else image_ending(target),
                "dtype": "uint16 with RescaleSlope/Intercept" if identity_source is not None else out_dtype,
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
+    if adapted is not None:
+        sidecar["adaptation"] = adapted
     if identity_source is not None:
         sidecar["dicom"] = {"identity_from": str(identity_source), "anonymised": output.anonymise}
         if output.anonymise:  # folder names are often patient names

@@ -31,7 +31,8 @@ from isrnet.runs import Run
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.utilities.device import check_amp
 
-TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
+TRAINED_FACTOR_MARGIN = 1.5
+FAMILY_NOT_DECIDED = "not used by prediction"  # family_source of a profile whose thickness was given  # asking for more than this times the largest trained factor warns
 
 
 @dataclass
@@ -48,12 +49,15 @@ class PredictionSettings:
 class Predictor:
     def __init__(self, network: torch.nn.Module, description: str, device: str = "cpu",
                  trained_factors: tuple[float, float] | None = None, plans: dict | None = None,
-                 amp: bool = False) -> None:
+                 amp: bool = False, network_config: dict | None = None, weights: str | None = None) -> None:
         check_amp(device, amp)
         self.network = network.to(device).eval()
         self.description, self.device, self.trained_factors = description, device, trained_factors
         self.plans = plans or {}
+        self.amp = amp
         self.acceleration = Acceleration.for_device(device, amp)
+        self.network_config = network_config  # build_network's config: what fine-tuning a copy needs
+        self.weights = weights  # the checkpoint file the weights came from (provenance)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: dict | None = None,
@@ -61,7 +65,8 @@ class Predictor:
         checkpoint = load_checkpoint(path)
         network = build_network(checkpoint["network"])
         network.load_state_dict(checkpoint["state_dict"])
-        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans, amp)
+        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans, amp,
+                   checkpoint["network"], str(Path(path).resolve()))
 
     @classmethod
     def from_model(cls, model: Model, device: str = "cpu", amp: bool = False) -> "Predictor":
@@ -71,6 +76,11 @@ class Predictor:
     def from_run(cls, run: Run | str | Path, device: str = "cpu") -> "Predictor":
         """A trained run folder (or Run): its best available checkpoint and the plans it was trained with."""
         return cls.from_model(from_model_path(run.folder if isinstance(run, Run) else run), device)
+
+    def with_network(self, network: torch.nn.Module, description: str) -> "Predictor":
+        """The same predictor (plans, device, trained factors) with other weights of the same network."""
+        return Predictor(network, description, self.device, self.trained_factors, self.plans, self.amp,
+                         self.network_config, None)
 
     @property
     def normalization(self) -> str:
@@ -99,7 +109,7 @@ class Predictor:
         The network is conditioned on thickness / spacing; the family is recorded, not used."""
         if settings.slice_thickness:
             return SliceProfile(float(settings.slice_thickness), DEFAULT_FAMILY, settings.thickness_source,
-                                "not used by prediction", 1.0)
+                                FAMILY_NOT_DECIDED, 1.0)
         stack = slices_first(volume, axis)
         return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness)
 
