@@ -179,3 +179,18 @@ def test_dicom_stacks_fuse_into_a_derived_series_of_the_reference(small_model, t
     first = pydicom.dcmread(files[0])
     assert first.PatientID == IDENTITY["0010|0020"] and "DERIVED" in first.ImageType
     assert json.loads((tmp_path / "fused_series.json").read_text())["dicom"]["anonymised"] is False
+
+
+def test_a_stack_that_fails_to_register_is_excluded_with_a_warning(phantom, small_model, tmp_path) -> None:
+    from isrnet.fusion import FuseOptions, fuse_paths
+    axial = write_volume(_stack(phantom, 0), tmp_path / "ax.nii.gz")
+    far = _stack(phantom, 2)
+    far = Volume(far.array, far.spacing, far.origin + np.array([400.0, 0.0, 0.0]), far.direction)  # no overlap
+    stray = write_volume(far, tmp_path / "stray.nii.gz")
+    with pytest.warns(UserWarning, match="stray: .*excluded from the fusion"):
+        output = fuse_paths([axial, stray], tmp_path / "fused.nii.gz", small_model, FuseOptions(field_of_view="reference"),
+                            log=lambda m: None)
+    record = json.loads((tmp_path / "fused.json").read_text())
+    assert record["fusion"]["stacks"] == ["ax"]
+    assert not next(s for s in record["stacks"] if s["name"] == "stray")["registration"]["ok"]
+    assert np.isfinite(read_volume(output).array).all()

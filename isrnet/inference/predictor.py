@@ -31,8 +31,8 @@ from isrnet.runs import Run
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.utilities.device import check_amp
 
-TRAINED_FACTOR_MARGIN = 1.5
-FAMILY_NOT_DECIDED = "not used by prediction"  # family_source of a profile whose thickness was given  # asking for more than this times the largest trained factor warns
+TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
+FAMILY_NOT_DECIDED = "not used by prediction"  # family_source of a profile whose thickness was given
 
 
 @dataclass
