@@ -1,25 +1,33 @@
 #!/usr/bin/env bash
 # Reproduce the shipped weights isrnet/pretrained/{video,mrft}.pth and their provenance JSON files with
 # isrnet's own commands, then check the mrft weights against cubic B-spline on the demo brain (which no
-# pre-training stage sees) and record that table in mrft.json. About an hour on 2 CPU cores.
+# pre-training stage sees) and record that table in mrft.json. About an hour on 2 CPU cores (mrft alone: 35 min).
 #
 # Usage: bash scripts/train_pretrained_weights.sh        (data under ./isrnet_pretraining, or $ISRNET_PRETRAIN_DIR)
+#        ISRNET_STAGES=mrft bash scripts/train_pretrained_weights.sh   (only mrft, from the shipped video weights)
 # The weights are written into isrnet/pretrained/ of this checkout; review them and `git add` them yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup_env.sh
 set -euo pipefail
 root="${ISRNET_PRETRAIN_DIR:-$PWD/isrnet_pretraining}"
+stages="${ISRNET_STAGES:-video mrft}"
 export isrnet_raw="$root/raw" isrnet_preprocessed="$root/preprocessed" isrnet_results="$root/results"
-
-isr_convert video ; isr_convert hrmr ; isr_convert demo   # Dataset900_Video, 901_HRMR, 001_DemoBrain
-isr_plan_and_preprocess -d 900 901 1
 results="$isrnet_results"   # a finished stage is kept when the script runs again (delete it to retrain)
-[ -f "$results/Dataset900_Video/video/checkpoint_final.pth" ] ||
-  isr_train 900 video --budget-minutes 20       # stage 1: frame interpolation, from scratch
-[ -f "$results/Dataset901_HRMR/mrft/checkpoint_final.pth" ] ||
-  isr_train 901 mrft                            # stage 2: default 30-minute budget, starts from the video result
-isr_benchmark -d 1 --no-upper-bound --classic linear cubic sinc   # mrft alone vs classic on unseen data
-isr_export_model 900 video --pretrained isrnet/pretrained
-isr_export_model 901 mrft --pretrained isrnet/pretrained --benchmark 1
+
+if [[ " $stages " == *" video "* ]]; then
+  isr_convert video ; isr_plan_and_preprocess -d 900     # Dataset900_Video
+  [ -f "$results/Dataset900_Video/video/checkpoint_final.pth" ] ||
+    isr_train 900 video --budget-minutes 20     # stage 1: frame interpolation, from scratch
+  isr_export_model 900 video --pretrained isrnet/pretrained
+fi
+if [[ " $stages " == *" mrft "* ]]; then
+  isr_convert hrmr ; isr_convert demo ; isr_plan_and_preprocess -d 901 1   # Dataset901_HRMR, 001_DemoBrain
+  # stage 2: default 30-minute budget, starts from the video result of Dataset900 (else the shipped video weights);
+  # for contrast-randomised weights plan 901 with --set sampler.contrast_randomisation=0.5 (documentation/training.md)
+  [ -f "$results/Dataset901_HRMR/mrft/checkpoint_final.pth" ] || isr_train 901 mrft
+  isr_benchmark -d 1 --no-upper-bound --classic linear cubic sinc   # mrft alone vs classic on unseen data
+  isr_export_model 901 mrft --pretrained isrnet/pretrained --benchmark 1
+  python benchmarks/contrast_zero_shot.py --weights isrnet/pretrained/mrft.pth   # contrasts training never used
+fi
 ls -l isrnet/pretrained/

@@ -80,3 +80,31 @@ def test_ssft_validation_pairs_come_from_a_held_out_band() -> None:
         batch = sampler.sample(np.random.default_rng(3), 6, 8)
         rows = set(np.unique(np.round(batch.context / 100) % 100).astype(int))
         assert rows <= set(band) if split == "val" else not rows & set(band)
+
+
+def test_contrast_randomisation_off_draws_what_mrft_always_drew_and_on_reorders_tissues() -> None:
+    from isrnet.training.samplers.contrast import gamma_jitter, intensity_curve, random_contrast
+    block = np.random.default_rng(0).uniform(0, 1, (12, 16, 16)).astype(np.float32)
+    np.testing.assert_array_equal(random_contrast(block, np.random.default_rng(5), 0.0),
+                                  gamma_jitter(block, np.random.default_rng(5)))
+    curves = [intensity_curve(np.random.default_rng(seed)) for seed in range(200)]
+    monotone = [bool(np.all(np.diff(y) >= 0)) for _, y in curves]
+    assert any(monotone) and not all(monotone)  # T1-like orders and reversed or mixed ones
+    assert all(x[0] == 0 and x[-1] == 1 and np.all(np.diff(x) > 0) and y.max() == 1 for x, y in curves)
+    for seed in range(20):
+        mapped = random_contrast(block, np.random.default_rng(seed), 1.0)
+        assert mapped.shape == block.shape and mapped.dtype == np.float32
+        assert np.isfinite(mapped).all() and mapped.min() >= 0 and mapped.max() < 2.0
+
+
+def test_mrft_with_contrast_randomisation_keeps_context_and_targets_in_one_contrast() -> None:
+    """The HR block is remapped before the thick slices are made: targets and context share the contrast."""
+    volume = np.random.default_rng(1).uniform(0, 1, (40, 40, 40)).astype(np.float32)
+    volume = np.cumsum(np.cumsum(volume, axis=1), axis=2)
+    volume /= volume.max()  # smooth ramps: neighbouring slices nearly equal
+    sampler = MrftSampler([(volume, {"case": "ramp"})], context=4, factor_range=(2.0, 2.0),
+                          thickness_ratio_range=(0.0, 0.0), contrast_randomisation=1.0)
+    batch = sampler.sample(np.random.default_rng(3), 6, 24)
+    context_mean = batch.context.mean(axis=(1, 2, 3))
+    target_mean = batch.targets.mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(target_mean, context_mean, rtol=0.2, atol=0.02)

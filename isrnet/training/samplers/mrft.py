@@ -2,13 +2,16 @@
 
 A random axis plays the slice axis; a random factor and thickness/spacing ratio (0 = plain decimation)
 and profile are drawn per sample; the one simulation in degradation.py makes the thick slices, and the
-true slices between them are the targets. Intensity augmentation: random gamma and contrast.
+true slices between them are the targets. Intensity augmentation: random gamma and contrast, and with
+`contrast_randomisation` > 0 (the chance per sample) random MR contrasts, bias fields and noise (contrast.py),
+so T1 material teaches weights that work on any contrast.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from isrnet.intensity import mostly_foreground
+from isrnet.training.samplers.contrast import random_contrast
 from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to,
                                            random_window, split_window, stack_samples)
 
@@ -19,10 +22,12 @@ class MrftSampler:
     def __init__(self, cases: list[tuple[np.ndarray, dict]], context: int = 4, targets_per_sample: int = 3,
                  factor_range: tuple[float, float] = (2.0, 8.0), thickness_ratio_range: tuple[float, float] = (0.0, 1.5),
                  profiles: tuple[str, ...] = ("gaussian", "rect"), intensity_augmentation: bool = True,
-                 split: str = "train", validation_fraction: float = 0.1, axes: tuple[int, ...] = (0, 1, 2)) -> None:
+                 contrast_randomisation: float = 0.0, split: str = "train", validation_fraction: float = 0.1,
+                 axes: tuple[int, ...] = (0, 1, 2)) -> None:
         self.cases, self.context, self.targets = cases, context, targets_per_sample
         self.factor_range, self.ratio_range = tuple(factor_range), tuple(thickness_ratio_range)
         self.profiles, self.intensity_augmentation = tuple(profiles), intensity_augmentation
+        self.contrast_chance = float(contrast_randomisation)
         self.split, self.fraction, self.axes = split, validation_fraction, tuple(axes)
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
@@ -46,14 +51,8 @@ class MrftSampler:
                 break
         block = pad_to(np.asarray(block, dtype=np.float32), (length, patch, patch))
         if self.intensity_augmentation:
-            block = _intensity(block, rng)
+            block = random_contrast(block, rng, self.contrast_chance)
         context, positions, truth = cut_pair(block, factor, ratio * factor, profile, self.context, self.targets, rng)
         context, positions, truth = augment(context, positions, truth, rng)
         return context, positions, truth, factor, ratio
 
-
-def _intensity(block: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random gamma on the positive part and a random contrast scale (MR contrasts vary)."""
-    gamma = float(np.exp(rng.uniform(np.log(0.7), np.log(1.5))))
-    scale = float(rng.uniform(0.8, 1.2))
-    return (np.clip(block, 0, None) ** gamma * scale).astype(np.float32)
