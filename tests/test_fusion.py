@@ -19,7 +19,7 @@ from isrnet.fusion.frequency_fusion import StackResponse, fuse
 from isrnet.fusion.grouping import group_stacks
 from isrnet.fusion.harmonisation import match_intensities
 from isrnet.fusion.registration import identity_at, register_rigid, volume_centre
-from isrnet.imageio import Volume, read_volume, write_volume
+from isrnet.imageio import Volume, read_volume, write_volume, write_volumes
 from training_support import single_thread, spheres_phantom  # noqa: F401 (fixture)
 
 
@@ -194,3 +194,18 @@ def test_a_stack_that_fails_to_register_is_excluded_with_a_warning(phantom, smal
     assert record["fusion"]["stacks"] == ["ax"]
     assert not next(s for s in record["stacks"] if s["name"] == "stray")["registration"]["ok"]
     assert np.isfinite(read_volume(output).array).all()
+
+
+def test_a_folder_is_fused_per_patient_and_a_failing_patient_does_not_stop_the_others(phantom, small_model,
+                                                                                      tmp_path) -> None:
+    from isrnet.fusion import FuseOptions, fuse_folder
+    folder = tmp_path / "scans"
+    write_volume(_stack(phantom, 0), folder / "P01__ax.nii.gz")
+    write_volume(_stack(phantom, 2), folder / "P01__sag.nii.gz")
+    write_volume(_stack(phantom, 1), folder / "P02__cor.nii.gz")
+    series = _stack(phantom, 0)
+    write_volumes([series, series], folder / "P03__dynamic.nii.gz")  # 4D: not a stack
+    outcome = fuse_folder(folder, tmp_path / "fused", small_model, FuseOptions(qc_figure=False), log=lambda m: None)
+    assert outcome["P01"] is None and outcome["P02"] is None and "holds 2 volumes" in outcome["P03"]
+    assert json.loads((tmp_path / "fused" / "P01.json").read_text())["fusion"]["stacks"] == ["P01__ax", "P01__sag"]
+    assert (tmp_path / "fused" / "P02.nii.gz").is_file() and not (tmp_path / "fused" / "P03.nii.gz").exists()
