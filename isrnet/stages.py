@@ -34,8 +34,9 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           {"cpu": 30.0, "cuda": 60.0}, "frame_step_range"),
     # contrast_randomisation: the chance per sample of a random MR contrast, bias field and noise (see
     # training/samplers/contrast.py), so the T1 material teaches weights for any contrast; 0 = T1 plus gamma only,
-    # which the shipped mrft.pth was trained with. 0.5 for 30 min (1284 iterations) gained 0.3-0.5 dB zero-shot on
-    # three non-T1 contrasts but lost 0.25 dB on T1 (benchmarks/contrast_zero_shot.py): not shipped, not default
+    # which the shipped mrft.pth was trained with. 0.5 at the shipped weights' 2203 iterations gained 0.4-0.8 dB
+    # zero-shot on three non-T1 contrasts for -0.06 dB on T1 (benchmarks/contrast_zero_shot.py, documentation/
+    # training.md); not yet shipped, so not yet the default
     Stage("mrft", "hr_mr", "video", "scratch",
           {"name": "mrft", "factor_range": [2.0, 8.0], "thickness_ratio_range": [0.0, 1.5],
            "profiles": ["gaussian", "rect"], "targets_per_sample": 3, "intensity_augmentation": True,
