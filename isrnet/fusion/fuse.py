@@ -32,7 +32,7 @@ from isrnet.fusion.registration import Registration, identity_at, register_rigid
 from isrnet.imageio import Volume, read_volumes, write_volume
 from isrnet.imageio.formats import image_ending, is_dicom_folder, sidecar_of
 from isrnet.imageio.geometry import in_plane_axes, is_near_isotropic
-from isrnet.inference.model_resolution import Model, from_model_path, shipped_model
+from isrnet.inference.model_resolution import Model, as_model
 from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.device import resolve_device
@@ -207,7 +207,7 @@ def fuse_paths(stacks: list[str | Path], output: str | Path, model: Model | str 
                           f"(or -i FOLDER -o OUT_FOLDER to fuse per patient)")
     if len({case_name(p) for p in paths}) != len(paths):
         raise IsrnetError("two stacks have the same name; rename one (names identify stacks in the sidecar)")
-    predictor = Predictor.from_model(_model(model), resolve_device(options.device))
+    predictor = Predictor.from_model(as_model(model), resolve_device(options.device))
     result = fuse_volumes([case_name(p) for p in paths], [_read_stack(p) for p in paths], predictor, options, log)
     result.record["inputs"] = [str(p) for p in paths]
     if identity_source is not None:
@@ -243,12 +243,6 @@ def _write_dicom(result: FusionResult, output: Path, identity_source: Path, refe
                               "anonymised": options.output.anonymise}
 
 
-def _model(model: Model | str | Path | None) -> Model:
-    if isinstance(model, Model):
-        return model
-    return shipped_model() if model is None else from_model_path(model)
-
-
 def fuse_folder(folder: str | Path, output_folder: str | Path, model: Model | str | Path | None = None,
                 options: FuseOptions | None = None, log: Callable[[str], None] = print) -> dict[str, str | None]:
     """Fuse per patient (see grouping.py) into `output_folder/<patient>.nii.gz`; returns patient -> error or None.
@@ -258,7 +252,7 @@ def fuse_folder(folder: str | Path, output_folder: str | Path, model: Model | st
     if output_folder.resolve() == folder.resolve():
         raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
     patients = part_of(group_stacks(folder, find_inputs(folder)), options.num_parts, options.part_id)
-    model = _model(model)
+    model = as_model(model)
     log(f"isr_fuse: {len(patients)} patient(s) -> {output_folder}")
     output_folder.mkdir(parents=True, exist_ok=True)
     outcome: dict[str, str | None] = {}

@@ -73,6 +73,13 @@ def shipped_model() -> Model:
                       "(after isr_train DATASET ssft) or -m MODEL_DIR")
 
 
+def as_model(model: "Model | str | Path | None") -> Model:
+    """A Model as given, a run folder or checkpoint path, or (None) the shipped weights."""
+    if isinstance(model, Model):
+        return model
+    return shipped_model() if model is None else from_model_path(model)
+
+
 def resolve_model(dataset: str | int | None = None, stage: str | None = None,
                   path: str | Path | None = None) -> Model:
     """-m PATH, -d DATASET [--stage S], or (neither) the shipped weights."""

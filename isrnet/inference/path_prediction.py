@@ -19,7 +19,7 @@ from typing import Callable
 
 from isrnet.errors import IsrnetError
 from isrnet.inference.adaptation import AdaptationOptions
-from isrnet.inference.model_resolution import Model, from_model_path, shipped_model
+from isrnet.inference.model_resolution import Model, as_model
 from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of, predict_file
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.utilities.device import check_amp, resolve_device
@@ -98,8 +98,7 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
         raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
     device = resolve_device(options.device)
     check_amp(device, options.amp)  # here too: before worker processes would fail on it one by one
-    if not isinstance(model, Model):
-        model = shipped_model() if model is None else from_model_path(model)
+    model = as_model(model)
     log(f"isr_predict: model {model.description}; {len(cases)} case(s) -> {output}{_adapting(options.adaptation)}")
     if not cases:  # a part of a split with more parts than inputs
         return []
