@@ -14,6 +14,8 @@ of the signal. So the family is 'gaussian' unless rect fits clearly better (FAMI
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +35,7 @@ COLUMNS = 32  # in-plane planes per axis that are used
 OFFSETS = 4  # sampling phases averaged on the simulated side
 FAMILY_MARGIN = 1.15  # rect only when its misfit is this much smaller than the Gaussian's
 CONFIDENT_SPREAD = np.log(1.5)  # the two in-plane axes' widths this far apart (log) -> confidence 0
+ESTIMATION_THREADS = max(1, min(4, len(os.sched_getaffinity(0))))  # candidate widths scored at once
 PLATEAU = 1.25  # widths whose misfit is within this factor of the best are "as good"
 CONFIDENT_PLATEAU = np.log(2.0)  # a plateau this wide (max/min width, log) -> confidence 0
 
@@ -79,15 +82,26 @@ def background_noise_sigma(array: np.ndarray, mask: np.ndarray) -> float:
     return float(np.median(background - array.min()) / np.sqrt(2.0 * np.log(2.0)))
 
 
+def _segment_index(masks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+    """(row, start) of every window of `length` samples (hop length // 4) lying wholly in the foreground."""
+    if masks.shape[1] < length:
+        return np.zeros(0, int), np.zeros(0, int)
+    hop = max(1, length // 4)
+    inside = sliding_window_view(masks, length, axis=1)[:, ::hop].all(axis=2)
+    rows, windows = np.nonzero(inside)
+    return rows, windows * hop
+
+
+def _gather(lines: np.ndarray, index: tuple[np.ndarray, np.ndarray], length: int) -> np.ndarray:
+    """The segments [N, length] of `lines` at `index` (from _segment_index)."""
+    rows, starts = index
+    return lines[rows[:, None], starts[:, None] + np.arange(length)]
+
+
 def _segments(lines: np.ndarray, masks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
     """Windows of `length` samples lying wholly in the foreground, and the start of each."""
-    if lines.shape[1] < length:
-        return np.zeros((0, length), np.float32), np.zeros(0, int)
-    hop = max(1, length // 4)
-    windows = sliding_window_view(lines, length, axis=1)[:, ::hop]
-    inside = sliding_window_view(masks, length, axis=1)[:, ::hop].all(axis=2)
-    starts = np.broadcast_to(np.arange(windows.shape[1]) * hop, inside.shape)
-    return windows[inside], starts[inside]
+    index = _segment_index(masks, length)
+    return _gather(lines, index, length), index[1]
 
 
 @dataclass
@@ -101,6 +115,7 @@ class _Axis:
     slice_lines: np.ndarray = field(init=False)  # the slice-axis lines [A * C, Z]
     slice_masks: np.ndarray = field(init=False)
     white_noise: np.ndarray | None = None  # slice-side noise power per unit kernel energy (set with the length)
+    cache: dict | None = None  # what misfit needs whatever the candidate (_SpectralMatch._candidate_independent)
 
     def __post_init__(self) -> None:
         z, a = self.planes.shape[:2]
@@ -146,6 +161,8 @@ class _SpectralMatch:
             starts = _segments(axis.slice_lines, axis.slice_masks, self.length)[1]
             axis.white_noise = self._noise_power(np.eye(slices), starts)
         self.bin_weights = self._bin_weights()
+        for axis in self.axes:  # before any thread scores a candidate
+            self._candidate_independent(axis)
 
     def _segment_length(self, slices: int) -> int:
         length = min(SEGMENT, slices)
@@ -193,40 +210,61 @@ class _SpectralMatch:
             raise IsrnetError("the slice-axis spectrum is mostly noise; the slice profile cannot be estimated")
         return weights
 
+    def _candidate_independent(self, axis: _Axis) -> dict:
+        """What `misfit` needs of an axis whatever the candidate: the planes as [A, C, Z] (blurred along A, they
+        are the slice-axis lines without a copy), the slice-axis segments' places, and per sampling phase the
+        in-plane positions and their segments' places. Computed once per axis."""
+        if axis.cache is None:
+            step, count = self.spacing / axis.pixel, axis.lines.shape[1]
+            phases = []
+            for offset in np.arange(OFFSETS) * step / OFFSETS:
+                positions = thick_slice_positions(count, step, offset)
+                phases.append((positions, _segment_index(axis.sampled_masks(positions), self.length)))
+            axis.cache = {"planes_acz": np.ascontiguousarray(axis.planes.transpose(1, 2, 0)),
+                          "slice_index": _segment_index(axis.slice_masks, self.length),
+                          "lines64": axis.lines.astype(np.float64), "phases": phases}
+        return axis.cache
+
     def misfit(self, family: str, fwhm_mm: float) -> list[float]:
         """Mean squared log-ratio of the two spectra, per in-plane axis."""
         result = []
         for axis in self.axes:
+            fixed = self._candidate_independent(axis)
             voxels = fwhm_mm / axis.pixel
             radius = max(profile_radius(voxels, family), 1)
             kernel = profile_weights(2 * radius + 1, np.array([float(radius)]), voxels, family)[0]
-            blurred = ndimage.convolve1d(axis.planes, kernel.astype(np.float32), axis=1, mode="nearest")
-            slice_lines = blurred.transpose(1, 2, 0).reshape(axis.slice_lines.shape)
-            slice_side = (self._power(_segments(slice_lines, axis.slice_masks, self.length)[0])
+            blurred = ndimage.convolve1d(fixed["planes_acz"], kernel.astype(np.float32), axis=0, mode="nearest")
+            slice_lines = blurred.reshape(axis.slice_lines.shape)
+            slice_side = (self._power(_gather(slice_lines, fixed["slice_index"], self.length))
                           - np.sum(kernel ** 2) * axis.white_noise)
-            step, count = self.spacing / axis.pixel, axis.lines.shape[1]
+            count = axis.lines.shape[1]
             simulated = np.zeros_like(slice_side)
-            for offset in np.arange(OFFSETS) * step / OFFSETS:
-                positions = thick_slice_positions(count, step, offset)
-                weights = profile_weights(count, positions, voxels, family)
-                segments, starts = _segments(axis.lines @ weights.T, axis.sampled_masks(positions), self.length)
-                if segments.shape[0] == 0:
+            for positions, index in fixed["phases"]:
+                if index[0].size == 0:
                     continue
-                simulated += (self._power(segments) - self._noise_power(weights @ weights.T, starts)) / OFFSETS
+                weights = profile_weights(count, positions, voxels, family)
+                segments = _gather(fixed["lines64"] @ weights.T, index, self.length)
+                simulated += (self._power(segments) - self._noise_power(weights @ weights.T, index[1])) / OFFSETS
             floor = 1e-6 * max(float(slice_side.max()), 1e-12)
             ratio = np.log(np.maximum(simulated, floor) / np.maximum(slice_side, floor))
             result.append(float(np.sum(self.bin_weights * ratio ** 2) / np.sum(self.bin_weights)))
         return result
+
+    def misfits(self, family: str, widths: list[float]) -> dict[float, list[float]]:
+        """`misfit` at each width, on all cores (numpy's FFT and scipy's filters release the GIL; each width is
+        independent, so the result does not depend on the number of threads)."""
+        with ThreadPoolExecutor(max_workers=ESTIMATION_THREADS) as pool:
+            return dict(zip(widths, pool.map(lambda width: self.misfit(family, width), widths)))
 
     def best_width(self, family: str) -> tuple[float, float, list[float], tuple[float, float]]:
         """(FWHM mm, misfit, best FWHM per in-plane axis, (lowest, highest) FWHM as good within PLATEAU)
         over a coarse then a fine grid."""
         low, high = SEARCH_RANGE
         coarse = np.geomspace(low * self.spacing, high * self.spacing, COARSE_STEPS)
-        scores = {float(w): self.misfit(family, float(w)) for w in coarse}
+        scores = self.misfits(family, [float(w) for w in coarse])
         best = int(np.argmin([np.mean(scores[float(w)]) for w in coarse]))
         fine = np.geomspace(coarse[max(best - 1, 0)], coarse[min(best + 1, COARSE_STEPS - 1)], FINE_STEPS)
-        scores.update({float(w): self.misfit(family, float(w)) for w in fine if float(w) not in scores})
+        scores.update(self.misfits(family, [float(w) for w in fine if float(w) not in scores]))
         widths = np.array(sorted(scores))
         table = np.array([scores[w] for w in widths])  # [candidates, axes]
         overall = table.mean(axis=1)

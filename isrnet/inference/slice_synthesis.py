@@ -85,7 +85,8 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
             if new:
                 encoded = network.encode_slices(slices[new])
                 cache.update({i: encoded[k:k + 1] for k, i in enumerate(new)})
-            features = [torch.cat([cache[window[k]] for window in windows]) for k in range(network.context)]
+            features = [torch.cat([cache[window[k]] for window in windows]) if len(windows) > 1 else cache[windows[0][k]]
+                        for k in range(network.context)]
             context = slices[torch.tensor(windows, device=slices.device)]
             condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
             state = network.mix_slices(features, condition)

@@ -74,6 +74,8 @@ class SliceSynthNet(nn.Module):
     def encode_slices(self, slices: torch.Tensor) -> torch.Tensor:
         """Per-slice features of N slices [N, H, W] -> [N, C + 1, H, W]."""
         single = slices[:, None]
+        if self._channels_last():  # features in the weights' layout, so that mix_slices' concatenation is cheap
+            return torch.cat([self.encoder(single).permute(0, 2, 3, 1), slices[..., None]], -1).permute(0, 3, 1, 2)
         return torch.cat([self.encoder(single), single], 1)
 
     def mix(self, features: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
@@ -84,19 +86,35 @@ class SliceSynthNet(nn.Module):
         """`mix` with the K context slices' features as K tensors [B, C + 1, H, W]: prediction builds the fusion
         input from its cached per-slice features with one concatenation (no stacking into [B, K, ...] first)."""
         b, _, h, w = features[0].shape
-        condition = conditioning[:, :, None, None].expand(b, 2, h, w).to(features[0].dtype)
-        fused = self.fuse(torch.cat([*features, condition], 1))
+        if self._channels_last():  # concatenate in the weights' layout: the convolution then copies nothing
+            condition = conditioning[:, None, None, :].expand(b, h, w, 2).to(features[0].dtype)
+            fusion_input = torch.cat([f.permute(0, 2, 3, 1) for f in features] + [condition], -1).permute(0, 3, 1, 2)
+        else:
+            condition = conditioning[:, :, None, None].expand(b, 2, h, w).to(features[0].dtype)
+            fusion_input = torch.cat([*features, condition], 1)
+        fused = self.fuse(fusion_input)
         coarse = nn.functional.interpolate(self.coarse(fused), size=(h, w), mode="bilinear", align_corners=False)
         return self.mixer(fused + coarse)
 
     def decode(self, state: torch.Tensor, base: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Gap state [B, 3D, H, W], classic interpolation base [B, M, H, W], positions [B, M] -> slices."""
         b, m, h, w = base.shape
-        a, b_, c = state.split(self.mixer_channels, dim=1)
+        d = self.mixer_channels
         tau = (positions - 0.5)[:, :, None, None, None]
-        hidden = nn.functional.leaky_relu(a[:, None] + tau * b_[:, None] + tau * tau * c[:, None], 0.1)  # [B,M,D,H,W]
-        decoder_input = torch.cat([hidden, base[:, :, None]], 2).reshape(b * m, -1, h, w)
+        if self._channels_last():  # hidden [B, M, H, W, D] and the base beside it: the decoder's layout
+            a, b_, c = (part[:, None] for part in state.permute(0, 2, 3, 1).split(d, dim=-1))
+            hidden = nn.functional.leaky_relu_(torch.addcmul(torch.addcmul(a, b_, tau), c, tau * tau), 0.1)
+            decoder_input = torch.cat([hidden, base[..., None]], -1).reshape(b * m, h, w, d + 1).permute(0, 3, 1, 2)
+        else:
+            a, b_, c = state.split(d, dim=1)
+            hidden = nn.functional.leaky_relu(a[:, None] + tau * b_[:, None] + tau * tau * c[:, None], 0.1)
+            decoder_input = torch.cat([hidden, base[:, :, None]], 2).reshape(b * m, -1, h, w)
         return base + self.decoder(decoder_input).reshape(b, m, h, w)
+
+    def _channels_last(self) -> bool:
+        """Whether the weights are in channels-last layout (prediction on the CPU; see slice_synthesis)."""
+        weight = self.fuse[0].weight
+        return weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
 
     def forward(self, context: torch.Tensor, positions: torch.Tensor, conditioning: torch.Tensor) -> torch.Tensor:
         """context [B, K, H, W], positions [B, M] in [0, 1] between the two central slices, conditioning [B, 2]."""
