@@ -3,7 +3,7 @@
 The high-resolution block is remapped *before* its thick slices are simulated, so context and targets share
 the new contrast, as in a real acquisition. `random_contrast` applies, each with its own chance:
 - an intensity curve: piecewise linear through 2-5 random control points over the normalised range, monotone
-  or not, so tissues of a T1 (CSF < grey < white matter) may come out in any order and spacing; the background
+  (rising or falling, 40 %) or not, so tissues of a T1 (CSF < grey < white matter) may come out in any order and spacing; the background
   mostly stays dark (it is dark in nearly every MR contrast);
 - a smooth multiplicative bias field (coil sensitivity);
 - Rician noise at a random level (magnitude images);
@@ -15,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 BACKGROUND_DARK_CHANCE = 0.85  # the curve starts at 0 (dark background) this often
+MONOTONE_CHANCE = 0.4  # the curve's tissue part is sorted, rising or falling with equal chance, this often
 BIAS_CHANCE, BIAS_STRENGTH = 0.5, 0.3  # log-amplitude of the smooth field, up to
 NOISE_CHANCE, NOISE_SIGMA = 0.3, (0.005, 0.04)  # Rician sigma as a fraction of the range
 
@@ -31,6 +32,8 @@ def intensity_curve(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     inner = np.sort(rng.uniform(0.05, 0.95, int(rng.integers(1, 4))))
     x = np.concatenate([[0.0], inner, [1.0]])
     y = rng.uniform(0.1, 1.0, x.size)
+    if rng.random() < MONOTONE_CHANCE:  # real contrasts mostly keep or reverse an ordering (T1 vs T2-weighted)
+        y[1:] = np.sort(y[1:])[::1 if rng.random() < 0.5 else -1]
     if rng.random() < BACKGROUND_DARK_CHANCE:
         y[0] = 0.0
     return x, y / y.max()
