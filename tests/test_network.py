@@ -174,3 +174,37 @@ def test_batched_synthesis_equals_gap_by_gap(stack: np.ndarray, factor: float, k
                                     acceleration=Acceleration(gaps_per_call=gaps, channels_last=True))
         np.testing.assert_allclose(batched, reference, atol=1e-5, err_msg=f"{gaps} gaps per call")
     assert not np.allclose(reference, cubic_stack(stack, factor), atol=1e-4)  # the network really contributes
+
+
+def test_network_runs_only_around_anatomy_and_agrees_with_the_whole_slice_there() -> None:
+    """Cropping to each block's anatomy changes nothing near the anatomy; background-only gaps are cubic."""
+    from scipy import ndimage
+
+    from isrnet.inference.slice_synthesis import Acceleration, anatomy_boxes
+    rng = np.random.default_rng(7)
+    stack = np.zeros((10, 150, 140), np.float32)
+    stack[:6, 60:85, 50:80] = 0.5 + 0.5 * rng.random((6, 25, 30))  # anatomy in slices 0-5, background after
+    stack += 0.002 * rng.random(stack.shape).astype(np.float32)  # faint background noise does not count
+    network = perturbed(SliceSynthNet(**SMALL), seed=4)
+    seen: list[tuple[int, ...]] = []
+    handle = network.encoder.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    try:
+        cropped = synthesise_slices(network, stack, 3.0, 1.0, keep_input=False)
+    finally:
+        handle.remove()
+    whole = synthesise_slices(network, stack, 3.0, 1.0, keep_input=False,
+                              acceleration=Acceleration(crop_to_anatomy=False))
+    assert all(shape[-2] * shape[-1] < 0.5 * 150 * 140 for shape in seen)  # the network ran on crops only
+    assert sum(shape[0] for shape in seen) == 9  # gap 6 (slices 5-8) still sees anatomy; slice 9 is in background-only gaps alone
+    boxes = anatomy_boxes(stack)
+    assert boxes[0] == (58, 87, 48, 82) and boxes[7] is None  # the anatomy and the 5 x 5 average's 2 pixels
+    positions = np.arange(len(whole)) / 3.0
+    for j, p in enumerate(positions):
+        gap = min(int(math.floor(p + 1e-9)), 8)
+        window = [min(max(i, 0), 9) for i in range(gap - 1, gap + 3)]
+        anatomy = ndimage.binary_dilation(stack[window].max(0) > 0.1, iterations=8)
+        if anatomy.any():
+            np.testing.assert_allclose(cropped[j][anatomy], whole[j][anatomy], atol=1e-5, err_msg=f"slice {j}")
+        else:  # no anatomy in the context: classic interpolation, no network call
+            np.testing.assert_allclose(cropped[j], cubic_stack(stack, 3.0)[j], atol=1e-5)
+    assert not np.allclose(whole, cubic_stack(stack, 3.0), atol=1e-4)

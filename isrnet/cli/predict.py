@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-keep-input", dest="keep_input", action="store_false",
                         help="also re-synthesise output slices that coincide with input slices")
     parser.add_argument("--tta", action="store_true", help="average over in-plane flips (4x slower)")
+    parser.add_argument("--whole-slices", action="store_true",
+                        help="run the network over whole slices. Default: only around each gap's anatomy (the same "
+                             "values there); background more than 8 pixels from it gets cubic interpolation")
     parser.add_argument("-device", choices=DEVICES, default="cpu")
     parser.add_argument("--amp", action="store_true", help="with -device cuda: run the network in float16 autocast")
     parser.add_argument("-np", dest="processes", type=positive_int, default=1, help="cases in parallel")
@@ -77,7 +80,8 @@ def predict(args: argparse.Namespace) -> int:
     from isrnet.inference import (AdaptationOptions, OutputFormat, PredictionSettings, PredictOptions, predict_paths,
                                   resolve_model)
     model = resolve_model(args.dataset, args.stage, args.model)
-    settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta)
+    settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta,
+                                  whole_slices=args.whole_slices)
     output = OutputFormat(args.output_format, args.dicom_reference, args.anonymise)
     adaptation = AdaptationOptions(args.adapt_minutes, args.adapt_iterations, args.adapt_seed,
                                    save=args.save_adapted)

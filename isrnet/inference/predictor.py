@@ -44,6 +44,7 @@ class PredictionSettings:
     tta: bool = False
     slice_axis: int | None = None  # default: the axis with the largest spacing
     thickness_source: str = "--slice-thickness"  # where slice_thickness came from ('plans' when settings_for set it)
+    whole_slices: bool = False  # the network over whole slices (default: around the anatomy; see slice_synthesis)
 
 
 class Predictor:
@@ -146,7 +147,8 @@ class Predictor:
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
-                                   settings.keep_input, settings.tta, progress, self.acceleration)
+                                   settings.keep_input, settings.tta, progress,
+                                   replace(self.acceleration, crop_to_anatomy=not settings.whole_slices))
         output = inversion.intensities(output)
         if settings.keep_input:  # exact copies of the input where output and input slices coincide
             step = np.arange(output.shape[0]) / factor

@@ -3,9 +3,10 @@
 Memory stays O(K + gaps per call) slices of features whatever the number of slices: each slice is encoded
 once, when it first enters a block's context, and dropped when no later gap needs it. A block of
 `gaps_per_call` consecutive gaps is one `mix` call and one `decode` call (several gaps and output positions per
-network call); its results stay on the device until the block is done. On the CPU, channels-last weights made
-this network's mix and decode 1.3-1.7x faster in isolation (about 1.05x end to end, measured with
-benchmarks/prediction_speed_memory.py); on CUDA, `amp` runs the network in float16 autocast.
+network call); its results stay on the device until the block is done. The network runs only on the box of
+each block's anatomy plus CROP_MARGIN (`anatomy_boxes`); a block of background only is cubic interpolation.
+On the CPU the weights are channels-last (SliceSynthNet then builds its concatenations in that layout); on
+CUDA, `amp` runs the network in float16 autocast. Measured with benchmarks/prediction_speed_memory.py.
 """
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ from typing import Callable
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch import nn
 
 from isrnet.imageio.geometry import output_positions
+from isrnet.intensity import foreground_mask
 from isrnet.networks.slice_synth import conditioning_vector, cubic_between
 
 TILE_PIXELS = 768 * 768  # larger slices are processed in overlapping in-plane tiles
@@ -24,6 +27,9 @@ TILE_OVERLAP = 24  # pixels on each side, more than the network's receptive fiel
 BLOCK_BYTES = 2 * 2**30  # a block of gaps keeps its activations under about this much device memory
 BYTES_PER_PIXEL_GAP = 4 * 400  # float32 activations of one gap's mix (~400 channels) ...
 BYTES_PER_PIXEL_POSITION = 4 * 100  # ... and of each output position's decode (~100 channels)
+CROP_MARGIN = 32  # pixels of background kept around a block's anatomy, ...
+CROP_INSET = TILE_OVERLAP  # ... of which the outer band on cut sides (zero padding reaches it) is not kept
+CROP_MIN_SAVING = 0.1  # crop only when that saves at least this share of the slice
 
 
 @dataclass(frozen=True)
@@ -33,11 +39,12 @@ class Acceleration:
     gaps_per_call: int = 1
     channels_last: bool = True
     amp: bool = False  # float16 autocast; CUDA only
+    crop_to_anatomy: bool = True  # run the network only around each block's anatomy (see anatomy_boxes)
 
     @classmethod
     def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
         """The measured defaults: one gap per call on the CPU (larger blocks are not faster there), 16 on CUDA."""
-        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"))
+        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"), True)
 
 
 def block_size(acceleration: Acceleration, pixels: int, positions_per_gap: int) -> int:
@@ -58,42 +65,101 @@ def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[in
     return groups
 
 
+Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in-plane
+
+
+def anatomy_boxes(stack: np.ndarray) -> list[Box | None]:
+    """Per slice, the in-plane bounding box of its anatomy (isrnet.intensity's foreground, on a 5 x 5 in-plane
+    average so that background noise does not count), or None for a slice of background only."""
+    mask = foreground_mask(ndimage.uniform_filter(stack, size=(1, 5, 5)))
+    boxes: list[Box | None] = []
+    for plane in mask:
+        rows, columns = np.flatnonzero(plane.any(1)), np.flatnonzero(plane.any(0))
+        boxes.append((int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1) if rows.size else None)
+    return boxes
+
+
+def _block_box(boxes: list[Box | None], shape: tuple[int, int]) -> Box | None:
+    """Where the network runs for a block whose context slices have anatomy `boxes`: their union with
+    CROP_MARGIN around it, starting on even pixels (the half-resolution path then samples the same grid as on
+    the whole slice); the whole slice when cropping would save little; None when there is no anatomy."""
+    present = [box for box in boxes if box is not None]
+    if not present:
+        return None
+    h, w = shape
+    y0, x0 = (max(min(box[i] for box in present) - CROP_MARGIN, 0) // 2 * 2 for i in (0, 2))
+    y1, x1 = (min(max(box[i] for box in present) + CROP_MARGIN, size) for i, size in ((1, h), (3, w)))
+    if (y1 - y0) * (x1 - x0) > (1.0 - CROP_MIN_SAVING) * h * w:
+        return 0, h, 0, w
+    return y0, y1, x0, x1
+
+
+def _union(boxes: list[Box]) -> Box:
+    return min(b[0] for b in boxes), max(b[1] for b in boxes), min(b[2] for b in boxes), max(b[3] for b in boxes)
+
+
+def _inner(box: Box, shape: tuple[int, int]) -> Box:
+    """`box` less CROP_INSET on the sides where it cuts the slice (its outer band saw zero padding)."""
+    y0, y1, x0, x1 = box
+    h, w = shape
+    return (y0 + CROP_INSET * (y0 > 0), y1 - CROP_INSET * (y1 < h), x0 + CROP_INSET * (x0 > 0),
+            x1 - CROP_INSET * (x1 < w))
+
+
 @torch.inference_mode()
 def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarray, conditioning: list[float],
                       device: str, keep_input: bool, step: Callable[[], None] | None,
                       acceleration: Acceleration = Acceleration()) -> np.ndarray:
-    n = stack.shape[0]
+    n, shape = stack.shape[0], stack.shape[1:]
     half = network.context // 2
-    output = np.empty((len(positions),) + stack.shape[1:], dtype=np.float32)
+    output = np.empty((len(positions),) + shape, dtype=np.float32)
     for j, p in enumerate(positions):
         if keep_input and abs(p - round(p)) < 1e-6:
             output[j] = stack[int(round(p))]
     slices = torch.from_numpy(np.ascontiguousarray(stack)).to(device)
     plan = sorted(_gap_plan(positions, n, keep_input).items())
-    cache: dict[int, torch.Tensor] = {}
+    gaps = block_size(acceleration, shape[0] * shape[1], max((len(i) for _, i in plan), default=1))
+    blocks = [plan[start:start + gaps] for start in range(0, len(plan), gaps)]
+    windows = [[[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
+               for block in blocks]
+    anatomy = anatomy_boxes(stack) if acceleration.crop_to_anatomy else [(0, shape[0], 0, shape[1])] * n
+    boxes = [_block_box([anatomy[i] for window in block_windows for i in window], shape)
+             for block_windows in windows]
+    regions: dict[int, list[Box]] = {}  # where each slice's encoding is needed
+    for box, block_windows in zip(boxes, windows):
+        for i in {i for window in block_windows for i in window} if box is not None else ():
+            regions.setdefault(i, []).append(box)
+    cache: dict[int, tuple[torch.Tensor, Box]] = {}
     autocast = torch.autocast("cuda", dtype=torch.float16, enabled=acceleration.amp)
-    gaps = block_size(acceleration, stack.shape[1] * stack.shape[2], max((len(i) for _, i in plan), default=1))
-    for start in range(0, len(plan), gaps):
-        block = plan[start:start + gaps]
-        windows = [[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
-        needed = sorted({i for window in windows for i in window})
-        for index in list(cache):
-            if index < needed[0]:
+    for block, block_windows, box in zip(blocks, windows, boxes):
+        context = slices[torch.tensor(block_windows, device=slices.device)]
+        most = max(len(indices) for _, indices in block)  # gaps with fewer positions repeat their last one
+        t = torch.tensor([[positions[j] - gap for j in indices] + [positions[indices[-1]] - gap] * (most - len(indices))
+                          for gap, indices in block], dtype=torch.float32, device=slices.device)
+        result = cubic_between(context, t)  # background only: classic interpolation
+        if box is not None:
+            needed = sorted({i for window in block_windows for i in window})
+            for index in [i for i in cache if i < needed[0]]:
                 del cache[index]
-        new = [i for i in needed if i not in cache]
-        with autocast:
-            if new:
-                encoded = network.encode_slices(slices[new])
-                cache.update({i: encoded[k:k + 1] for k, i in enumerate(new)})
-            features = [torch.cat([cache[window[k]] for window in windows]) if len(windows) > 1 else cache[windows[0][k]]
-                        for k in range(network.context)]
-            context = slices[torch.tensor(windows, device=slices.device)]
-            condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
-            state = network.mix_slices(features, condition)
-            most = max(len(indices) for _, indices in block)  # gaps with fewer positions repeat their last one
-            t = torch.tensor([[positions[j] - gap for j in indices] + [positions[indices[-1]] - gap] * (most - len(indices))
-                              for gap, indices in block], dtype=torch.float32, device=slices.device)
-            result = network.decode(state, cubic_between(context, t), t).float()
+            y0, y1, x0, x1 = box
+            with autocast:
+                new = [i for i in needed if i not in cache]
+                if new:  # one call, on the union of where these slices' encodings will be needed
+                    r0, r1, q0, q1 = region = _union([box for i in new for box in regions[i]])
+                    encoded = network.encode_slices(slices[new, r0:r1, q0:q1])
+                    cache.update({i: (encoded[k:k + 1], region) for k, i in enumerate(new)})
+                features = []
+                for k in range(network.context):
+                    parts = [cache[window[k]][0][..., y0 - cache[window[k]][1][0]:y1 - cache[window[k]][1][0],
+                                                 x0 - cache[window[k]][1][2]:x1 - cache[window[k]][1][2]]
+                             for window in block_windows]
+                    features.append(torch.cat(parts) if len(parts) > 1 else parts[0])
+                condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
+                state = network.mix_slices(features, condition)
+                crop = context[..., y0:y1, x0:x1]
+                synthesised = network.decode(state, cubic_between(crop, t), t).float()
+            i0, i1, j0, j1 = _inner(box, shape)
+            result[..., i0:i1, j0:j1] = synthesised[..., i0 - y0:i1 - y0, j0 - x0:j1 - x0]
         result = result.cpu().numpy()
         for row, (_, indices) in enumerate(block):
             output[indices] = result[row, :len(indices)]

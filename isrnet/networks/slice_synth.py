@@ -93,7 +93,10 @@ class SliceSynthNet(nn.Module):
             condition = conditioning[:, :, None, None].expand(b, 2, h, w).to(features[0].dtype)
             fusion_input = torch.cat([*features, condition], 1)
         fused = self.fuse(fusion_input)
-        coarse = nn.functional.interpolate(self.coarse(fused), size=(h, w), mode="bilinear", align_corners=False)
+        # x2 with scale 1/2 exactly, then cut: the same for odd sizes as for any even crop of them (crops and
+        # tiles of a slice agree with the whole slice; training patches are even, where nothing changes)
+        coarse = nn.functional.interpolate(self.coarse(fused), scale_factor=2.0, mode="bilinear",
+                                           align_corners=False)[..., :h, :w]
         return self.mixer(fused + coarse)
 
     def decode(self, state: torch.Tensor, base: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
