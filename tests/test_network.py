@@ -180,7 +180,7 @@ def test_network_runs_only_around_anatomy_and_agrees_with_the_whole_slice_there(
     """Cropping to each block's anatomy changes nothing near the anatomy; background-only gaps are cubic."""
     from scipy import ndimage
 
-    from isrnet.inference.slice_synthesis import Acceleration, anatomy_boxes
+    from isrnet.inference.slice_synthesis import Acceleration, anatomy_boxes, anatomy_mask
     rng = np.random.default_rng(7)
     stack = np.zeros((10, 150, 140), np.float32)
     stack[:6, 60:85, 50:80] = 0.5 + 0.5 * rng.random((6, 25, 30))  # anatomy in slices 0-5, background after
@@ -196,7 +196,7 @@ def test_network_runs_only_around_anatomy_and_agrees_with_the_whole_slice_there(
                               acceleration=Acceleration(crop_to_anatomy=False))
     assert all(shape[-2] * shape[-1] < 0.5 * 150 * 140 for shape in seen)  # the network ran on crops only
     assert sum(shape[0] for shape in seen) == 9  # gap 6 (slices 5-8) still sees anatomy; slice 9 is in background-only gaps alone
-    boxes = anatomy_boxes(stack)
+    boxes = anatomy_boxes(anatomy_mask(stack))
     assert boxes[0] == (58, 87, 48, 82) and boxes[7] is None  # the anatomy and the 5 x 5 average's 2 pixels
     positions = np.arange(len(whole)) / 3.0
     for j, p in enumerate(positions):

@@ -4,7 +4,7 @@ Memory stays O(K + gaps per call) slices of features whatever the number of slic
 once, when it first enters a block's context, and dropped when no later gap needs it. A block of
 `gaps_per_call` consecutive gaps is one `mix` call and one `decode` call (several gaps and output positions per
 network call); its results stay on the device until the block is done. The network runs only on the box of
-each block's anatomy plus CROP_MARGIN (`anatomy_boxes`); a block of background only is cubic interpolation.
+each block's anatomy plus CROP_MARGIN (`anatomy_mask`); a block of background only is cubic interpolation.
 On the CPU the weights are channels-last (SliceSynthNet then builds its concatenations in that layout); on
 CUDA, `amp` runs the network in float16 autocast. Measured with benchmarks/prediction_speed_memory.py.
 """
@@ -39,7 +39,7 @@ class Acceleration:
     gaps_per_call: int = 1
     channels_last: bool = True
     amp: bool = False  # float16 autocast; CUDA only
-    crop_to_anatomy: bool = True  # run the network only around each block's anatomy (see anatomy_boxes)
+    crop_to_anatomy: bool = True  # run the network only around each block's anatomy (see anatomy_mask)
 
     @classmethod
     def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
@@ -68,10 +68,14 @@ def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[in
 Box = tuple[int, int, int, int]  # (y0, y1, x0, x1) in-plane
 
 
-def anatomy_boxes(stack: np.ndarray) -> list[Box | None]:
-    """Per slice, the in-plane bounding box of its anatomy (isrnet.intensity's foreground, on a 5 x 5 in-plane
-    average so that background noise does not count), or None for a slice of background only."""
-    mask = foreground_mask(ndimage.uniform_filter(stack, size=(1, 5, 5)))
+def anatomy_mask(stack: np.ndarray) -> np.ndarray:
+    """The stack's anatomy: isrnet.intensity's foreground on a 5 x 5 in-plane average (so that background
+    noise does not count), decided on the whole stack (tiles and flips take their part of it)."""
+    return foreground_mask(ndimage.uniform_filter(stack, size=(1, 5, 5)))
+
+
+def anatomy_boxes(mask: np.ndarray) -> list[Box | None]:
+    """Per slice of an anatomy mask, the in-plane bounding box of the anatomy, or None for background only."""
     boxes: list[Box | None] = []
     for plane in mask:
         rows, columns = np.flatnonzero(plane.any(1)), np.flatnonzero(plane.any(0))
@@ -109,7 +113,8 @@ def _inner(box: Box, shape: tuple[int, int]) -> Box:
 @torch.inference_mode()
 def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarray, conditioning: list[float],
                       device: str, keep_input: bool, step: Callable[[], None] | None,
-                      acceleration: Acceleration = Acceleration()) -> np.ndarray:
+                      acceleration: Acceleration = Acceleration(), mask: np.ndarray | None = None) -> np.ndarray:
+    """The gaps of one tile and flip; the network runs around the anatomy in `mask` (None: whole slices)."""
     n, shape = stack.shape[0], stack.shape[1:]
     half = network.context // 2
     output = np.empty((len(positions),) + shape, dtype=np.float32)
@@ -122,7 +127,7 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
     blocks = [plan[start:start + gaps] for start in range(0, len(plan), gaps)]
     windows = [[[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
                for block in blocks]
-    anatomy = anatomy_boxes(stack) if acceleration.crop_to_anatomy else [(0, shape[0], 0, shape[1])] * n
+    anatomy = anatomy_boxes(mask) if mask is not None else [(0, shape[0], 0, shape[1])] * n
     boxes = [_block_box([anatomy[i] for window in block_windows for i in window], shape)
              for block_windows in windows]
     regions: dict[int, list[Box]] = {}  # where each slice's encoding is needed
@@ -195,6 +200,7 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
     tile = max(int(np.sqrt(TILE_PIXELS)), 2 * TILE_OVERLAP + 16)
     output = np.empty((len(positions), h, w), dtype=np.float32)
     flips = [(False, False), (True, False), (False, True), (True, True)] if tta else [(False, False)]
+    mask = anatomy_mask(stack) if acceleration.crop_to_anatomy else None
     for y0, y1 in _tiles(h, tile):
         for x0, x1 in _tiles(w, tile):
             part = stack[:, y0:y1, x0:x1]
@@ -202,8 +208,11 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
             for flip_y, flip_x in flips:
                 axes = [a for a, f in ((1, flip_y), (2, flip_x)) if f]
                 flipped = np.flip(part, axes) if axes else part
+                part_mask = None
+                if mask is not None:
+                    part_mask = np.flip(mask[:, y0:y1, x0:x1], axes) if axes else mask[:, y0:y1, x0:x1]
                 done = _synthesise_stack(network, flipped, positions, conditioning, device, keep_input,
-                                         (lambda: progress(1)) if progress else None, acceleration)
+                                         (lambda: progress(1)) if progress else None, acceleration, part_mask)
                 result += np.flip(done, axes) if axes else done
             result /= len(flips)
             ty0 = 0 if y0 == 0 else TILE_OVERLAP
