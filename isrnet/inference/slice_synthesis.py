@@ -110,6 +110,11 @@ def _inner(box: Box, shape: tuple[int, int]) -> Box:
             x1 - CROP_INSET * (x1 < w))
 
 
+def _crop(features: torch.Tensor, region: Box, box: Box) -> torch.Tensor:
+    """The part in `box` of features computed on `region` (which contains it)."""
+    return features[..., box[0] - region[0]:box[1] - region[0], box[2] - region[2]:box[3] - region[2]]
+
+
 @torch.inference_mode()
 def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarray, conditioning: list[float],
                       device: str, keep_input: bool, step: Callable[[], None] | None,
@@ -150,14 +155,12 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
             with autocast:
                 new = [i for i in needed if i not in cache]
                 if new:  # one call, on the union of where these slices' encodings will be needed
-                    r0, r1, q0, q1 = region = _union([box for i in new for box in regions[i]])
+                    r0, r1, q0, q1 = region = _union([where for i in new for where in regions[i]])
                     encoded = network.encode_slices(slices[new, r0:r1, q0:q1])
                     cache.update({i: (encoded[k:k + 1], region) for k, i in enumerate(new)})
                 features = []
                 for k in range(network.context):
-                    parts = [cache[window[k]][0][..., y0 - cache[window[k]][1][0]:y1 - cache[window[k]][1][0],
-                                                 x0 - cache[window[k]][1][2]:x1 - cache[window[k]][1][2]]
-                             for window in block_windows]
+                    parts = [_crop(*cache[window[k]], box) for window in block_windows]
                     features.append(torch.cat(parts) if len(parts) > 1 else parts[0])
                 condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
                 state = network.mix_slices(features, condition)
