@@ -194,7 +194,7 @@ def test_network_runs_only_around_anatomy_and_agrees_with_the_whole_slice_there(
         handle.remove()
     whole = synthesise_slices(network, stack, 3.0, 1.0, keep_input=False,
                               acceleration=Acceleration(crop_to_anatomy=False))
-    assert all(shape[-2] * shape[-1] < 0.5 * 150 * 140 for shape in seen)  # the network ran on crops only
+    assert all(shape[-2] * shape[-1] < 0.7 * 150 * 140 for shape in seen)  # the network ran on crops only
     assert sum(shape[0] for shape in seen) == 9  # gap 6 (slices 5-8) still sees anatomy; slice 9 is in background-only gaps alone
     boxes = anatomy_boxes(anatomy_mask(stack))
     assert boxes[0] == (58, 87, 48, 82) and boxes[7] is None  # the anatomy and the 5 x 5 average's 2 pixels

@@ -30,6 +30,7 @@ BYTES_PER_PIXEL_POSITION = 4 * 100  # ... and of each output position's decode (
 CROP_MARGIN = 32  # pixels of background kept around a block's anatomy, ...
 CROP_INSET = TILE_OVERLAP  # ... of which the outer band on cut sides (zero padding reaches it) is not kept
 CROP_MIN_SAVING = 0.1  # crop only when that saves at least this share of the slice
+CROP_STEP = 16  # crop lengths are multiples of this (fewer shapes for oneDNN to compile)
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,21 @@ def _block_box(boxes: list[Box | None], shape: tuple[int, int]) -> Box | None:
     if not present:
         return None
     h, w = shape
-    y0, x0 = (max(min(box[i] for box in present) - CROP_MARGIN, 0) // 2 * 2 for i in (0, 2))
-    y1, x1 = (min(max(box[i] for box in present) + CROP_MARGIN, size) for i, size in ((1, h), (3, w)))
+    (y0, y1), (x0, x1) = (_crop_range(min(box[i] for box in present), max(box[i + 1] for box in present), size)
+                          for i, size in ((0, h), (2, w)))
     if (y1 - y0) * (x1 - x0) > (1.0 - CROP_MIN_SAVING) * h * w:
         return 0, h, 0, w
     return y0, y1, x0, x1
+
+
+def _crop_range(start: int, stop: int, size: int) -> tuple[int, int]:
+    """[start, stop) with CROP_MARGIN on both sides, its length a multiple of CROP_STEP (so that few distinct
+    shapes reach the convolutions, each of which oneDNN compiles and caches) and its start even, within the
+    slice [0, size)."""
+    start, stop = max(start - CROP_MARGIN, 0) // 2 * 2, min(stop + CROP_MARGIN, size)
+    length = min(-(-(stop - start) // CROP_STEP) * CROP_STEP, size)
+    start = min(start, size - length) // 2 * 2
+    return start, min(start + length, size)
 
 
 def _union(boxes: list[Box]) -> Box:
