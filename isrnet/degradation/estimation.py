@@ -252,19 +252,15 @@ class _SpectralMatch:
             result.append(float(np.sum(self.bin_weights * ratio ** 2) / np.sum(self.bin_weights)))
         return result
 
-    def misfits(self, family: str, widths: list[float]) -> dict[float, list[float]]:
-        """`misfit` at each width. (Scoring widths in two threads was slower end to end and used 60 MB more.)"""
-        return {width: self.misfit(family, width) for width in widths}
-
     def best_width(self, family: str) -> tuple[float, float, list[float], tuple[float, float]]:
         """(FWHM mm, misfit, best FWHM per in-plane axis, (lowest, highest) FWHM as good within PLATEAU)
         over a coarse then a fine grid."""
         low, high = SEARCH_RANGE
         coarse = np.geomspace(low * self.spacing, high * self.spacing, COARSE_STEPS)
-        scores = self.misfits(family, [float(w) for w in coarse])
+        scores = {float(w): self.misfit(family, float(w)) for w in coarse}
         best = int(np.argmin([np.mean(scores[float(w)]) for w in coarse]))
         fine = np.geomspace(coarse[max(best - 1, 0)], coarse[min(best + 1, COARSE_STEPS - 1)], FINE_STEPS)
-        scores.update(self.misfits(family, [float(w) for w in fine if float(w) not in scores]))
+        scores.update({float(w): self.misfit(family, float(w)) for w in fine if float(w) not in scores})
         widths = np.array(sorted(scores))
         table = np.array([scores[w] for w in widths])  # [candidates, axes]
         overall = table.mean(axis=1)

@@ -157,7 +157,7 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
         most = max(len(indices) for _, indices in block)  # gaps with fewer positions repeat their last one
         t = torch.tensor([[positions[j] - gap for j in indices] + [positions[indices[-1]] - gap] * (most - len(indices))
                           for gap, indices in block], dtype=torch.float32, device=slices.device)
-        result = cubic_between(context, t)  # background only: classic interpolation
+        result = cubic_between(context, t)  # classic interpolation: the network's base, and all of a background block
         if box is not None:
             needed = sorted({i for window in block_windows for i in window})
             for index in [i for i in cache if i < needed[0]]:
@@ -175,8 +175,7 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
                     features.append(torch.cat(parts) if len(parts) > 1 else parts[0])
                 condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
                 state = network.mix_slices(features, condition)
-                crop = context[..., y0:y1, x0:x1]
-                synthesised = network.decode(state, cubic_between(crop, t), t).float()
+                synthesised = network.decode(state, result[..., y0:y1, x0:x1], t).float()
             i0, i1, j0, j1 = _inner(box, shape)
             result[..., i0:i1, j0:j1] = synthesised[..., i0 - y0:i1 - y0, j0 - x0:j1 - x0]
         result = result.cpu().numpy()
