@@ -18,6 +18,7 @@ import torch
 from scipy import ndimage
 from torch import nn
 
+from isrnet.experiment_planning.fingerprint import bounding_box
 from isrnet.imageio.geometry import output_positions
 from isrnet.intensity import foreground_mask
 from isrnet.networks.slice_synth import conditioning_vector, cubic_between
@@ -45,7 +46,7 @@ class Acceleration:
     @classmethod
     def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
         """The measured defaults: one gap per call on the CPU (larger blocks are not faster there), 16 on CUDA."""
-        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"), True)
+        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"))
 
 
 def block_size(acceleration: Acceleration, pixels: int, positions_per_gap: int) -> int:
@@ -77,11 +78,7 @@ def anatomy_mask(stack: np.ndarray) -> np.ndarray:
 
 def anatomy_boxes(mask: np.ndarray) -> list[Box | None]:
     """Per slice of an anatomy mask, the in-plane bounding box of the anatomy, or None for background only."""
-    boxes: list[Box | None] = []
-    for plane in mask:
-        rows, columns = np.flatnonzero(plane.any(1)), np.flatnonzero(plane.any(0))
-        boxes.append((int(rows[0]), int(rows[-1]) + 1, int(columns[0]), int(columns[-1]) + 1) if rows.size else None)
-    return boxes
+    return [tuple(bound for axis in bounding_box(plane) for bound in axis) if plane.any() else None for plane in mask]
 
 
 def _block_box(boxes: list[Box | None], shape: tuple[int, int]) -> Box | None:
@@ -92,8 +89,8 @@ def _block_box(boxes: list[Box | None], shape: tuple[int, int]) -> Box | None:
     if not present:
         return None
     h, w = shape
-    (y0, y1), (x0, x1) = (_crop_range(min(box[i] for box in present), max(box[i + 1] for box in present), size)
-                          for i, size in ((0, h), (2, w)))
+    anatomy = _union(present)
+    (y0, y1), (x0, x1) = (_crop_range(anatomy[i], anatomy[i + 1], size) for i, size in ((0, h), (2, w)))
     if (y1 - y0) * (x1 - x0) > (1.0 - CROP_MIN_SAVING) * h * w:
         return 0, h, 0, w
     return y0, y1, x0, x1
