@@ -44,9 +44,11 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
           {"cpu": 30.0, "cuda": 30.0}, "factor_range"),
     # ssft starts from good weights: from mrft's 1e-3 without warm-up, Adam's first steps moved them far enough
     # that 2 minutes ended 0.02-0.47 dB below the start on 3 of 4 mismatch cells; 2e-4 with a 10 % warm-up
-    # ended 0.36-0.80 dB above it (benchmarks/slice_profile_estimation.py)
+    # ended 0.36-0.80 dB above it (benchmarks/slice_profile_estimation.py). noise_matching: simulated slices get
+    # the acquisition's noise level (degradation/noise.py)
     Stage("ssft", "target", "mrft", "error",
-          {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1},
+          {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1,
+           "noise_matching": True},
           {"cpu": 8.0, "cuda": 8.0}, lr=2e-4, warmup_fraction=0.1),
     Stage("supervised", "target", "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
           "factor_range", pipeline=False),

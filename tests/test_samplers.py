@@ -82,6 +82,28 @@ def test_ssft_validation_pairs_come_from_a_held_out_band() -> None:
         assert rows <= set(band) if split == "val" else not rows & set(band)
 
 
+def test_ssft_tops_simulated_slices_up_to_the_acquisition_noise_and_leaves_targets_clean() -> None:
+    from isrnet.degradation.noise import kept_noise_variance
+    volume = np.ones((12, 48, 48), np.float32)  # flat: every simulated slice and target is exactly 1 without noise
+    sigma = 0.05
+    noisy = SsftSampler([(volume, {"case": "f", "spacing": [4.0, 1.0, 1.0], "slice_thickness": 4.0,
+                                   "noise_sigma": sigma})], "inplane")
+    batch = noisy.sample(np.random.default_rng(4), 8, 24)
+    np.testing.assert_allclose(batch.targets, 1.0, atol=1e-5)  # the targets are real in-plane lines: untouched
+    added = float(np.std(batch.context))
+    assert kept_noise_variance(4.0, "gaussian") == pytest.approx(0.166, abs=0.01)  # a 4-voxel Gaussian averages
+    assert added == pytest.approx(sigma * np.sqrt(1 - kept_noise_variance(4.0, "gaussian")), rel=0.05)
+    off = SsftSampler([(volume, {"case": "f", "spacing": [4.0, 1.0, 1.0], "slice_thickness": 4.0,
+                                 "noise_sigma": sigma})], "inplane", noise_matching=False)
+    np.testing.assert_allclose(off.sample(np.random.default_rng(4), 8, 24).context, 1.0, atol=1e-5)
+    # a clean acquisition (sigma 0, or no record of it) draws exactly the pairs it drew before noise matching
+    clean = [SsftSampler([(volume + np.indices(volume.shape)[1], {"case": "f", "spacing": [4.0, 1.0, 1.0], **extra})],
+                         "inplane", noise_matching=matching).sample(np.random.default_rng(5), 4, 24)
+             for extra, matching in (({"noise_sigma": 0.0}, True), ({}, True), ({}, False))]
+    for other in clean[1:]:
+        np.testing.assert_array_equal(clean[0].context, other.context)
+
+
 def test_contrast_randomisation_off_draws_what_mrft_always_drew_and_on_reorders_tissues() -> None:
     from isrnet.training.samplers.contrast import gamma_jitter, intensity_curve, random_contrast
     block = np.random.default_rng(0).uniform(0, 1, (12, 16, 16)).astype(np.float32)

@@ -72,6 +72,17 @@ def test_noise_is_read_off_the_background_and_modelled(fine: np.ndarray) -> None
     assert found.fwhm_mm == pytest.approx(3.0, rel=0.2)
 
 
+def test_preprocessing_records_the_noise_in_normalised_units(fine: np.ndarray) -> None:
+    from isrnet.preprocessing.preprocessor import normalised_noise_sigma, prepare_volume
+    rng = np.random.default_rng(6)
+    clean = np.pad(acquire(fine, "gaussian", 3.0, 3.0), ((0, 0), (12, 12), (12, 12)))
+    noisy = np.hypot(clean + rng.normal(0, 2.0, clean.shape), rng.normal(0, 2.0, clean.shape)).astype(np.float32)
+    for array, expected in ((noisy, 2.0), (clean, 0.0)):
+        volume = Volume(array, (3.0, 1.0, 1.0), np.zeros(3), np.eye(3))
+        _, inversion = prepare_volume(volume, 0)
+        assert normalised_noise_sigma(volume, inversion) * inversion.scale == pytest.approx(expected, rel=0.2)
+
+
 def test_precedence(fine: np.ndarray) -> None:
     stack, spacing = acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0)
     given = decide_slice_profile(stack, spacing, header_thickness=3.0, dataset_thickness=2.0, dataset_family="rect")

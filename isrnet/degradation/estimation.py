@@ -20,6 +20,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
+from isrnet.degradation.noise import background_noise_sigma
 from isrnet.degradation.simulation import ACQUISITION_PROFILES, profile_radius, profile_weights, thick_slice_positions
 from isrnet.errors import IsrnetError
 from isrnet.intensity import foreground_mask
@@ -66,17 +67,6 @@ def estimate_slice_profile(array: np.ndarray, spacing: tuple[float, float, float
     return ProfileEstimate(family, float(width), float(np.clip(confidence, 0.0, 1.0)),
                            float(misfit[other] / max(misfit[family], 1e-12)),
                            {f: float(fit[0]) for f, fit in fits.items()}, match.noise_sigma)
-
-
-def background_noise_sigma(array: np.ndarray, mask: np.ndarray) -> float:
-    """Noise sigma from the background of a magnitude image (Rayleigh: median = sigma * sqrt(2 ln 2)).
-
-    0 where there is no real background (masked or zero-filled volumes)."""
-    solid = ndimage.binary_dilation(ndimage.binary_opening(mask, iterations=1), iterations=3)
-    background = array[~solid]
-    if background.size < 1000 or np.mean(background <= array.min()) > 0.5:
-        return 0.0
-    return float(np.median(background - array.min()) / np.sqrt(2.0 * np.log(2.0)))
 
 
 def _segment_index(masks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ from isrnet.imageio.volume import Volume
 from isrnet.imageio.geometry import slices_first
 from isrnet.inference.predictor import FAMILY_NOT_DECIDED, PredictionSettings, Predictor
 from isrnet.networks import build_network
-from isrnet.preprocessing.preprocessor import crop_box, prepare_volume
+from isrnet.preprocessing.preprocessor import crop_box, normalised_noise_sigma, prepare_volume
 from isrnet.training.checkpointing import load_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.initialization import Initialisation
@@ -94,7 +94,7 @@ def _training_case(volume: Volume, case: str, axis: int, entry: dict, plans: dic
     spacing = [volume.spacing[a] for a in inversion.transpose_forward]
     plan = plans["cases"][case]
     return array, {"case": case, "spacing": spacing, "slice_thickness": plan["slice_thickness"],
-                   "slice_profile": plan["slice_profile"]}
+                   "slice_profile": plan["slice_profile"], "noise_sigma": normalised_noise_sigma(volume, inversion)}
 
 
 def _family(predictor: Predictor, case: str, volume: Volume, axis: int, profile: SliceProfile) -> SliceProfile:

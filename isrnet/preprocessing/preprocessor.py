@@ -16,6 +16,7 @@ import numpy as np
 
 from isrnet import paths
 from isrnet.datasets import raw_dataset_folder
+from isrnet.degradation.noise import volume_noise_sigma
 from isrnet.errors import IsrnetError
 from isrnet.imageio import Volume, read_volumes
 from isrnet.imageio.geometry import transpose_for
@@ -104,7 +105,14 @@ def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plan
                   "normalization": plans["normalization"],
                   "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
                   "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion)}
+    if plans["kind"] == "target":
+        properties["noise_sigma"] = normalised_noise_sigma(volume, inversion)
     return array, properties
+
+
+def normalised_noise_sigma(volume: Volume, inversion: Inversion) -> float:
+    """The volume's noise sigma (from its whole background, before the crop) in the prepared array's units."""
+    return volume_noise_sigma(volume.array) / inversion.scale
 
 
 def _preprocess_one(item: tuple, dataset: str, plans: dict, output: Path) -> str:

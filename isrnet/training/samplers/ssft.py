@@ -11,6 +11,10 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
 
 The slice profile ('gaussian' or 'rect') and thickness come from each case's plan (preprocessed properties),
 so a case planned with `cases.NAME.slice_profile=rect` is simulated with a rect profile.
+With `noise_matching` (default), simulated slices get white noise up to the acquisition's level (each case's
+`noise_sigma`, measured on its background at preprocessing; degradation/noise.py): the real slices the network is
+applied to carry the full noise, simulated ones only what survives the profile's averaging. Cases without a noisy
+background (sigma 0) are unchanged.
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import numpy as np
 from scipy import ndimage
 
 from isrnet.degradation import ACQUISITION_PROFILES
+from isrnet.degradation.noise import kept_noise_variance, top_up_noise
 from isrnet.errors import IsrnetError
 from isrnet.imageio.geometry import MIN_SLICES
 from isrnet.intensity import mostly_foreground
@@ -32,7 +37,8 @@ class SsftSampler:
     """Pairs from slices-first normalised volumes; `cases` holds (array [Z, Y, X], properties) per case."""
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
-                 targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1) -> None:
+                 targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1,
+                 noise_matching: bool = True) -> None:
         if pairs not in PAIR_MODES:
             raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
                               f"{', '.join(PAIR_MODES)}")
@@ -45,7 +51,7 @@ class SsftSampler:
                 raise IsrnetError(f"case {properties['case']}: slice profile '{profile}' is unknown (plans key "
                                   f"cases.{properties['case']}.slice_profile); use {' or '.join(ACQUISITION_PROFILES)}")
         self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets_per_sample
-        self.split, self.fraction = split, validation_fraction
+        self.split, self.fraction, self.noise_matching = split, validation_fraction, bool(noise_matching)
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
@@ -80,6 +86,9 @@ class SsftSampler:
         zoom = s / d_other
         context, truth = _square_pixels(context, zoom), _square_pixels(truth, zoom)
         context, truth = _crop_rows(context, truth, patch, rng)
+        if self.noise_matching:
+            context = top_up_noise(context, float(properties.get("noise_sigma", 0.0)),
+                                   kept_noise_variance(thickness_voxels, profile), rng)
         context, positions, truth = augment(context, positions, truth, rng)
         return context, positions, truth, s / min(dy, dx), thickness / s
 
