@@ -2,7 +2,8 @@
 
 - Foreground of a volume: voxels above its minimum plus FOREGROUND_LEVEL of its robust range (minimum to a high
   percentile). MR background is dark; used by the fingerprint (crop box, statistics), the metrics (the mask
-  PSNR/SSIM are computed in) and the 'foreground' normalisation.
+  PSNR/SSIM are computed in) and the 'foreground' normalisation; its `bounding_box` is the fingerprint's crop box
+  and prediction's anatomy box.
 - A training patch is worth learning from when at least PATCH_FOREGROUND_SHARE of it lies above
   PATCH_FOREGROUND_LEVEL in normalised units (0 = the volume's 0.5th percentile, 1 = its 99.5th).
 - Normalisation schemes (plans key `normalization`) map a volume to about [0, 1] without clipping, so that
@@ -26,6 +27,18 @@ def foreground_mask(array: np.ndarray, high_percentile: float = 99.5) -> np.ndar
     """Voxels brighter than the minimum + 5 % of (the `high_percentile`th percentile - minimum)."""
     low, high = float(array.min()), float(np.percentile(array, high_percentile))
     return array > low + FOREGROUND_LEVEL * (high - low)
+
+
+def bounding_box(mask: np.ndarray) -> list[list[int]]:
+    """[[start, stop), ...] per axis of the non-zero region (whole array if the mask is empty)."""
+    if not mask.any():
+        return [[0, s] for s in mask.shape]
+    box = []
+    for axis in range(mask.ndim):
+        other = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(mask.any(axis=other))
+        box.append([int(hits[0]), int(hits[-1]) + 1])
+    return box
 
 
 def mostly_foreground(block: np.ndarray) -> bool:

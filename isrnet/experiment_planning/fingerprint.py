@@ -21,23 +21,11 @@ from isrnet.imageio.geometry import (MIN_SLICES, factor_of, in_plane_axes, is_ne
                                     slices_first)
 from isrnet.imageio.video import read_clip
 from isrnet.imageio.volume import Volume
-from isrnet.intensity import foreground_mask
+from isrnet.intensity import bounding_box, foreground_mask
 from isrnet.utilities.files import save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
 
 FINGERPRINT_FILE = "dataset_fingerprint.json"
-
-
-def bounding_box(mask: np.ndarray) -> list[list[int]]:
-    """[[start, stop), ...] per axis of the non-zero region (whole array if the mask is empty)."""
-    if not mask.any():
-        return [[0, s] for s in mask.shape]
-    box = []
-    for axis in range(mask.ndim):
-        other = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(mask.any(axis=other))
-        box.append([int(hits[0]), int(hits[-1]) + 1])
-    return box
 
 
 def intensity_statistics(array: np.ndarray, mask: np.ndarray) -> dict[str, float]:

@@ -18,9 +18,8 @@ import torch
 from scipy import ndimage
 from torch import nn
 
-from isrnet.experiment_planning.fingerprint import bounding_box
 from isrnet.imageio.geometry import output_positions
-from isrnet.intensity import foreground_mask
+from isrnet.intensity import bounding_box, foreground_mask
 from isrnet.networks.slice_synth import conditioning_vector, cubic_between
 
 TILE_PIXELS = 768 * 768  # larger slices are processed in overlapping in-plane tiles
