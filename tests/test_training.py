@@ -436,3 +436,13 @@ def test_budgeted_cpu_run_chooses_the_faster_thread_count(dataset, monkeypatch, 
     threads = debug_of(dataset.results / DATASET / "ssft")["threads"]
     assert threads["chosen"] == 1 and set(threads["seconds_per_iteration"]) == {"1", "2"}
     assert torch.get_num_threads() == 2  # the caller's setting is restored
+
+
+def test_cases_preprocessed_before_noise_was_measured_get_a_notice(capsys) -> None:
+    from isrnet.training.run import _notice_unmeasured_noise
+    cases = [(None, {"case": "old"}), (None, {"case": "new", "noise_sigma": 0.0})]
+    _notice_unmeasured_noise("Dataset001_X", {"name": "ssft"}, cases)
+    assert "isr_plan_and_preprocess -d Dataset001_X again" in capsys.readouterr().err
+    _notice_unmeasured_noise("Dataset001_X", {"name": "ssft", "noise_matching": False}, cases)
+    _notice_unmeasured_noise("Dataset001_X", {"name": "ssft"}, cases[1:])
+    assert capsys.readouterr().err == ""

@@ -126,6 +126,15 @@ def _schedule(config: TrainingConfig, options: TrainingOptions, overridden: set[
         config.lr, config.warmup_fraction = SCRATCH_LR, 0.0
 
 
+def _notice_unmeasured_noise(dataset: str, sampler: dict, cases: list) -> None:
+    """ssft's noise matching needs each case's noise level, which preprocessing records (older preprocessed data lacks it)."""
+    unmeasured = [properties["case"] for _, properties in cases if "noise_sigma" not in properties]
+    if sampler.get("name") == "ssft" and sampler.get("noise_matching", True) and unmeasured:
+        print(f"isrnet: notice: {len(unmeasured)} case(s) of {dataset} were preprocessed before isrnet measured "
+              f"the noise level (e.g. {unmeasured[0]}); they are trained without noise matching. Run "
+              f"isr_plan_and_preprocess -d {dataset} again to measure it", file=sys.stderr)
+
+
 def run_training(dataset: str | int, stage: str, options: TrainingOptions | None = None) -> Run:
     """Train `stage` on a planned and preprocessed dataset; returns the finished run."""
     options = options or TrainingOptions()
@@ -150,6 +159,7 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
     config = TrainingConfig.from_plans(plans, stage, overrides)
     _schedule(config, options, set(plans.get("overrides", {})) | set(set_now), Run(dataset, stage, options.tag))
     cases = load_training_cases(dataset, plans)  # first: it says clearly when nothing is left to train on
+    _notice_unmeasured_noise(dataset, config.sampler, cases)
     config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
     run = Run(dataset, stage, options.tag)
     if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
