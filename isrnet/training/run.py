@@ -127,7 +127,7 @@ def _schedule(config: TrainingConfig, options: TrainingOptions, overridden: set[
 
 
 def _notice_unmeasured_noise(dataset: str, sampler: dict, cases: list) -> None:
-    """ssft's noise matching needs each case's noise level, which preprocessing records (older preprocessed data lacks it)."""
+    """ssft's noise matching needs each case's noise level; data preprocessed before it was recorded lacks it."""
     unmeasured = [properties["case"] for _, properties in cases if "noise_sigma" not in properties]
     if sampler.get("name") == "ssft" and sampler.get("noise_matching", True) and unmeasured:
         print(f"isrnet: notice: {len(unmeasured)} case(s) of {dataset} were preprocessed before isrnet measured "
