@@ -53,25 +53,18 @@ def _trainer(plans: dict, tmp: Path):
     return Trainer(_config(plans), None, None, tmp, plans, Initialisation(None, "test"))
 
 
-def _batch(plans: dict, split: str = "train", seed: int | None = None):
-    """A first training (or validation) batch as the trainer would draw it."""
+def _batch(plans: dict, split: str = "train", seed: int | None = None, noise_sigma: float | None = None):
+    """A first training (or validation) batch as the trainer would draw it; `noise_sigma` replaces the cases'
+    measured noise level (the tiny stacks have no noisy background)."""
     from isrnet.preprocessing.preprocessor import load_training_cases
     from isrnet.training.data_loading import batch_rng
     from isrnet.training.samplers import build_sampler
     config = _config(plans)
-    sampler = build_sampler(plans["sampler"], load_training_cases(DATASET, plans), 4, split)
+    cases = load_training_cases(DATASET, plans)
+    if noise_sigma is not None:
+        cases = [(array, {**properties, "noise_sigma": noise_sigma}) for array, properties in cases]
+    sampler = build_sampler(plans["sampler"], cases, 4, split)
     return sampler.sample(batch_rng(config.seed if seed is None else seed, 0), config.batch_size, config.patch_size)
-
-
-def _noisy_batch(plans: dict) -> Any:
-    """A first training batch with the cases' noise level set to 0.05 (the tiny stacks have no noisy background)."""
-    from isrnet.preprocessing.preprocessor import load_training_cases
-    from isrnet.training.data_loading import batch_rng
-    from isrnet.training.samplers import build_sampler
-    config = _config(plans)
-    cases = [(array, {**properties, "noise_sigma": 0.05}) for array, properties in load_training_cases(DATASET, plans)]
-    return build_sampler(plans["sampler"], cases, 4, "train").sample(batch_rng(config.seed, 0), config.batch_size,
-                                                                     config.patch_size)
 
 
 def _preprocessed(plans: dict) -> dict[str, np.ndarray]:
@@ -175,7 +168,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "sampler.name": ("mrft", lambda p, t: _raises(lambda: _batch(p)), False),
     "sampler.pairs": ("slices", lambda p, t: _batch(p).conditioning.round(4).tolist(), False),
     "sampler.targets_per_sample": (2, lambda p, t: _batch(p).targets.shape, False),
-    "sampler.noise_matching": (False, lambda p, t: float(_noisy_batch(p).context.sum()), False),
+    "sampler.noise_matching": (False, lambda p, t: float(_batch(p, noise_sigma=0.05).context.sum()), False),
     "sampler.validation_fraction": (0.6, lambda p, t: float(_batch(p, "val").targets.sum()), False),
     "cases.*.slice_axis": (1, lambda p, t: _preprocessed(p)["a"].shape, True),
     "cases.*.factor": (2.0, _prediction_slices, False),
