@@ -108,7 +108,8 @@ def test_budget_sets_the_iteration_count(dataset, monkeypatch, capsys) -> None:
 
 def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, capsys) -> None:
     """A machine that gets busy mid-run: the count shrinks, the run ends within its budget, and the learning
-    rate, which follows the current count, ends at (almost) 0 on the last iteration."""
+    rate, which follows the current count, ends at (almost) 0 on the last iteration. Validation is set too rare
+    to happen before the end (as in a 2-min CPU run): re-estimation must not wait for it."""
     import time
 
     from isrnet.training.trainer import scheduled_lr
@@ -116,13 +117,16 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
 
     def slowed(self, model, batch):
         if self.iteration >= 12:
-            time.sleep(0.25)
+            time.sleep(0.1)
         return original(self, model, batch)
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "_train_step", slowed)
-        train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.2")
+        train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.2", "--set",
+              "training.validation_every=100000")
     folder = dataset.results / DATASET / "ssft"
     debug = debug_of(folder)
+    assert [v["iteration"] for v in load(folder / "checkpoint_final.pth")["history"]["validation"]] == \
+        [0, debug["iterations_done"]]  # no validation in between
     estimates = debug["budget_estimates"]
     first, last = estimates[0][1], estimates[-1][1]
     assert last < first and debug["iterations_done"] == debug["iterations"] == last, estimates
@@ -131,8 +135,8 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
     lrs = checkpoint["history"]["lr"]
     config = debug["config"]
     assert len(lrs) == last and lrs[-1] == pytest.approx(scheduled_lr(config["lr"], last - 1, last,
-                                                                      config["warmup_fraction"]))
-    assert lrs[-1] < 0.05 * max(lrs) and checkpoint["total_iterations"] == last
+                                                                      config["warmup_fraction"])), estimates
+    assert lrs[-1] < 0.1 * max(lrs) and checkpoint["total_iterations"] == last, (estimates, lrs[-3:])
     assert "s per iteration lately" in (folder / "training_log.txt").read_text()
 
 

@@ -30,7 +30,7 @@ from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
 from isrnet.training.initialization import Initialisation
 from isrnet.runs import DEBUG_FILE, RunRecord
-from isrnet.training.budget import IterationBudget
+from isrnet.training.budget import RE_ESTIMATE_EVERY, IterationBudget
 from isrnet.training.losses import loss_function
 from isrnet.training.progress_plot import plot_progress
 from isrnet.utilities.files import save_json
@@ -76,6 +76,7 @@ class Trainer:
         self.iteration, self.total = 0, config.iterations
         self.best_psnr = -float("inf")
         self.budget: IterationBudget | None = None  # set when the count comes from the budget (re-estimated)
+        self.validation_seconds = 0.0  # how long the latest validation took (the budget reserves it)
         self.guard: dict | None = None  # the never-worse decision, for runs that started from weights
         self.threads: dict | None = None  # torch threads chosen at the start of a budgeted run (and why)
 
@@ -183,18 +184,18 @@ class Trainer:
             for name in names:
                 save_checkpoint(content, self.output / f"checkpoint_{name}.pth")
 
-    def _measure_total(self, stream, model, validation_seconds: float) -> None:
+    def _measure_total(self, stream, model) -> None:
         """Time a few iterations (choosing torch's thread count on the way), then set the iteration count so the
-        whole command fits the budget (it is re-estimated at every validation, see _re_estimate)."""
+        whole command fits the budget (it is re-estimated as the run goes, see _re_estimate)."""
         self.budget = IterationBudget(self.config.budget_minutes, self.command_start)
         self.history["loss"].append(self._train_step(model, next(stream)))  # pays for worker start-up, allocation
         per_iteration = self._choose_threads(stream, model)
-        per_iteration += validation_seconds / max(self.config.validation_every, 1)
+        per_iteration += self.validation_seconds / max(self.config.validation_every, 1)
         self.total = self.distributed.broadcast_int(self.budget.total(self.iteration, per_iteration,
-                                                                      validation_seconds))
+                                                                      self.validation_seconds))
         self.budget.start_window(self.iteration)
         self._log(f"budget {self.config.budget_minutes:g} min: {per_iteration:.3f} s per iteration measured "
-                  f"-> {self.total} iterations (re-estimated at every validation)")
+                  f"-> {self.total} iterations (re-estimated every {RE_ESTIMATE_EVERY})")
 
     def _choose_threads(self, stream, model) -> float:
         """On a CPU, time THREAD_TRIAL iterations with torch's thread count and with one, and keep the faster:
@@ -217,18 +218,20 @@ class Trainer:
             self._log(f"torch threads: {chosen} ({', '.join(f'{k}: {v:.3f} s/it' for k, v in timings.items())})")
         return timings[chosen]
 
-    def _re_estimate(self, validation_seconds: float, bar) -> None:
+    def _re_estimate(self, bar) -> None:
         """Follow the machine's current speed: a new count from the throughput since the last estimate."""
         if self.budget is None or self.iteration >= self.total:  # the run ends here: do not stretch it by a few
             return
-        total = self.budget.re_estimate(self.iteration, validation_seconds)
+        total = self.budget.re_estimate(self.iteration,
+                                        self.validation_seconds / max(self.config.validation_every, 1),
+                                        self.validation_seconds)
         if total is None:
             return
         total = self.distributed.broadcast_int(total)  # every rank trains rank 0's count
-        if total != self.total:
+        if abs(total - self.total) >= max(2, 0.02 * self.total):  # the log says when the machine's speed changed
             self._log(f"iteration {self.iteration}: {self.budget.history[-1][2]:.3f} s per iteration lately -> "
                       f"{total} iterations in all (was {self.total})")
-            self.total = bar.total = total
+        self.total = bar.total = total  # every estimate is in debug.json
 
     def _write_debug(self, seconds: float) -> None:
         if self.distributed.is_main:
@@ -254,14 +257,14 @@ class Trainer:
         start_validation = time.time()
         if not self.history["validation"]:
             self.history["validation"].append(self.validate(validation))
-        validation_seconds = time.time() - start_validation
+        self.validation_seconds = time.time() - start_validation
         stream = batches(self.train_sampler, config.batch_size, config.patch_size, config.seed, self.iteration,
                          config.workers, self.distributed.rank)
         self.network.train()
         threads = torch.get_num_threads()
         try:
             if self.total is None:
-                self._measure_total(stream, model, validation_seconds)
+                self._measure_total(stream, model)
             self._write_debug(time.time() - self.command_start)
             self._loop(stream, model, validation)
         finally:
@@ -303,7 +306,11 @@ class Trainer:
                     self._log(f"iteration {self.iteration}: loss "
                               f"{np.mean(self.history['loss'][-config.validation_every:]):.4f}, validation PSNR "
                               f"{result['psnr']:.2f} dB (cubic {result['psnr_cubic']:.2f} dB)")
-                    self._re_estimate(time.time() - started_validation, bar)
+                    self.validation_seconds = time.time() - started_validation
+                    if self.budget is not None:
+                        self.budget.exclude(self.validation_seconds)
+                if self.iteration % RE_ESTIMATE_EVERY == 0:
+                    self._re_estimate(bar)
                 if time.time() - last_save >= config.checkpoint_every_seconds:
                     self._save("latest")
                     last_save = time.time()
