@@ -21,10 +21,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from isrnet.networks import build_network
+from isrnet.inference.predictor import Predictor
 from isrnet.preprocessing.preprocessor import load_training_cases
 from isrnet.runs import DEBUG_FILE
-from isrnet.training.checkpointing import load_checkpoint
 from isrnet.training.data_loading import fixed_batches
 from isrnet.training.samplers import build_sampler
 from isrnet.training.trainer import psnr
@@ -32,13 +31,6 @@ from isrnet.utilities.files import load_json
 
 CONSTRUCTIONS = {"inplane-val": ("inplane", "val"), "slices-val": ("slices", "val"),
                  "inplane-train": ("inplane", "train")}
-
-
-def weights(path: Path) -> torch.nn.Module:
-    checkpoint = load_checkpoint(path)
-    network = build_network(checkpoint["network"])
-    network.load_state_dict(checkpoint["state_dict"])
-    return network.eval()
 
 
 @torch.no_grad()
@@ -54,7 +46,7 @@ def mean_psnr(network: torch.nn.Module, batches: list) -> float:
 def score_run(run: Path, batches: int, noise_matching: bool) -> list[dict]:
     plans, debug = load_json(run / "plans.json"), load_json(run / DEBUG_FILE)
     cases = load_training_cases(run.parent.name, plans)
-    start, tuned = weights(run / "checkpoint_start.pth"), weights(run / "checkpoint_latest.pth")
+    start, tuned = (Predictor.from_checkpoint(run / f"checkpoint_{name}.pth").network for name in ("start", "latest"))
     context = plans["network"]["kwargs"]["context"]
     rows = []
     for label, (pairs, split) in CONSTRUCTIONS.items():
