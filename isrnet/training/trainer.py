@@ -190,7 +190,7 @@ class Trainer:
         self.budget = IterationBudget(self.config.budget_minutes, self.command_start)
         self.history["loss"].append(self._train_step(model, next(stream)))  # pays for worker start-up, allocation
         per_iteration = self._choose_threads(stream, model)
-        per_iteration += self.validation_seconds / max(self.config.validation_every, 1)
+        per_iteration += self._validation_per_iteration()
         self.total = self.distributed.broadcast_int(self.budget.total(self.iteration, per_iteration,
                                                                       self.validation_seconds))
         self.budget.start_window(self.iteration)
@@ -218,13 +218,15 @@ class Trainer:
             self._log(f"torch threads: {chosen} ({', '.join(f'{k}: {v:.3f} s/it' for k, v in timings.items())})")
         return timings[chosen]
 
+    def _validation_per_iteration(self) -> float:
+        """Validation's cost spread over the iterations between validations (the budget charges it at this rate)."""
+        return self.validation_seconds / max(self.config.validation_every, 1)
+
     def _re_estimate(self, bar) -> None:
         """Follow the machine's current speed: a new count from the throughput since the last estimate."""
         if self.budget is None or self.iteration >= self.total:  # the run ends here: do not stretch it by a few
             return
-        total = self.budget.re_estimate(self.iteration,
-                                        self.validation_seconds / max(self.config.validation_every, 1),
-                                        self.validation_seconds)
+        total = self.budget.re_estimate(self.iteration, self._validation_per_iteration(), self.validation_seconds)
         if total is None:
             return
         total = self.distributed.broadcast_int(total)  # every rank trains rank 0's count
