@@ -121,7 +121,7 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
         return original(self, model, batch)
     with monkeypatch.context() as patch:
         patch.setattr(Trainer, "_train_step", slowed)
-        train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.2", "--set",
+        train(monkeypatch, capsys, "--from-scratch", "--budget-minutes", "0.3", "--set",
               "training.validation_every=100000")
     folder = dataset.results / DATASET / "ssft"
     debug = debug_of(folder)
@@ -130,13 +130,13 @@ def test_budget_is_re_estimated_when_iterations_slow_down(dataset, monkeypatch, 
     estimates = debug["budget_estimates"]
     first, last = estimates[0][1], estimates[-1][1]
     assert last < first and debug["iterations_done"] == debug["iterations"] == last, estimates
-    assert debug["seconds_this_command"] <= 0.2 * 60 + 3
+    assert debug["seconds_this_command"] <= 0.3 * 60 + 3
     checkpoint = load(folder / "checkpoint_final.pth")
     lrs = checkpoint["history"]["lr"]
     config = debug["config"]
     assert len(lrs) == last and lrs[-1] == pytest.approx(scheduled_lr(config["lr"], last - 1, last,
                                                                       config["warmup_fraction"])), estimates
-    assert lrs[-1] < 0.1 * max(lrs) and checkpoint["total_iterations"] == last, (estimates, lrs[-3:])
+    assert lrs[-1] < 0.05 * max(lrs) and checkpoint["total_iterations"] == last, (estimates, lrs[-3:])
     assert "s per iteration lately" in (folder / "training_log.txt").read_text()
 
 
