@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 _DEFAULT_ROOT = Path("isrnet_data")
 _FOLDERS = {
@@ -44,3 +46,19 @@ def preprocessed_folder() -> Path:
 def results_folder() -> Path:
     """Trained models: `DatasetXXX_Name/<stage>[__<tag>]/`."""
     return _folder("isrnet_results")
+
+
+@contextmanager
+def folders_under(root: Path) -> Iterator[None]:
+    """The three folders as `root/{raw,preprocessed,results}` for the duration of the block (a private
+    workspace, e.g. the hidden-slice evaluation's thinned dataset), then as they were."""
+    saved = {variable: os.environ.get(variable) for variable in _FOLDERS}
+    os.environ.update({variable: str(Path(root) / folder) for variable, folder in _FOLDERS.items()})
+    try:
+        yield
+    finally:
+        for variable, value in saved.items():
+            if value is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = value

@@ -45,6 +45,10 @@ class PredictionSettings:
     slice_axis: int | None = None  # default: the axis with the largest spacing
     thickness_source: str = "--slice-thickness"  # where slice_thickness came from ('plans' when settings_for set it)
     whole_slices: bool = False  # the network over whole slices (default: around the anatomy; see slice_synthesis)
+    # The gap (slice spacing in in-plane pixels) the network is told; default: the factor. Set it to ask for more
+    # output slices than the gap has pixels (a denser sampling of the same synthesis, as the hidden-slice
+    # evaluation does).
+    conditioning_factor: float | None = None
 
 
 class Predictor:
@@ -140,15 +144,17 @@ class Predictor:
         if volume.shape[axis] < 2:
             raise IsrnetError(f"only {volume.shape[axis]} slice(s) along the slice axis; at least 2 are needed "
                               f"({MIN_SLICES} for training)")
-        if self.trained_factors and factor > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
-            warnings.warn(f"factor x{factor:.3g} is far above the largest factor this model was trained for "
+        gap = settings.conditioning_factor or factor
+        if self.trained_factors and gap > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
+            warnings.warn(f"factor x{gap:.3g} is far above the largest factor this model was trained for "
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
         thickness = self.slice_profile(volume, settings, axis).thickness_mm
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalization)
         output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
                                    settings.keep_input, settings.tta, progress,
-                                   replace(self.acceleration, crop_to_anatomy=not settings.whole_slices))
+                                   replace(self.acceleration, crop_to_anatomy=not settings.whole_slices),
+                                   settings.conditioning_factor)
         output = inversion.intensities(output)
         if settings.keep_input:  # exact copies of the input where output and input slices coincide
             step = np.arange(output.shape[0]) / factor

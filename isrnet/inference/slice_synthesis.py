@@ -192,19 +192,21 @@ def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
 def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thickness_ratio: float = 1.0,
                       device: str = "cpu", keep_input: bool = True, tta: bool = False,
                       progress: Callable[[int], None] | None = None,
-                      acceleration: Acceleration | None = None) -> np.ndarray:
+                      acceleration: Acceleration | None = None,
+                      conditioning_factor: float | None = None) -> np.ndarray:
     """Normalised slices-first stack [Z, H, W] -> [floor((Z-1) f) + 1, H, W] on the upsampled grid.
 
     `keep_input` copies input slices where output slices coincide with them; `tta` averages the four
     in-plane flips. `progress(n)` is called with the number of gaps done. `acceleration`: see Acceleration
-    (default: the measured defaults of `device`).
+    (default: the measured defaults of `device`). `conditioning_factor`: the gap the network is told, when it is
+    not the factor (default: the factor).
     """
     acceleration = acceleration or Acceleration.for_device(device)
     network.eval()
     if acceleration.channels_last:  # the weights' layout decides the convolutions' (inputs stay as they are)
         network.to(memory_format=torch.channels_last)
     positions = output_positions(stack.shape[0], factor)
-    conditioning = conditioning_vector(factor, thickness_ratio)
+    conditioning = conditioning_vector(conditioning_factor or factor, thickness_ratio)
     h, w = stack.shape[1:]
     tile = max(int(np.sqrt(TILE_PIXELS)), 2 * TILE_OVERLAP + 16)
     output = np.empty((len(positions), h, w), dtype=np.float32)

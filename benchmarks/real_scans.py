@@ -1,0 +1,83 @@
+"""The real-scan table: hidden-slice evaluation of today's product on every real scan in benchmarks/sources.py.
+
+Each scan is its own dataset (a folder with one file): every 2nd real slice is kept, the removed real slices are
+predicted by linear and cubic interpolation, the pre-trained weights, ssft trained on that thinned scan only
+(--budget-minutes) and patient-level adaptation from it (--adapt-minutes), and scored as `isr_benchmark -i SCAN
+--hidden-slices` scores them (best blur width per method and case). Every real scan is judging material: nothing
+trains or tunes on them (see sources.py).
+Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
+       [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores)
+real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sources import REAL_SCANS, real_scan_file, spread_summary  # noqa: E402
+
+
+def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
+    from isrnet.evaluation import HiddenSliceOptions, run_hidden_slices
+    from isrnet.imageio.formats import image_ending
+    source = real_scan_file(name)
+    inputs = out / "inputs" / name
+    shutil.rmtree(inputs, ignore_errors=True)
+    inputs.mkdir(parents=True)
+    shutil.copy(source, inputs / f"{name}{image_ending(source)}")
+    options = HiddenSliceOptions(keep_every=args.keep_every, budget_minutes=args.budget_minutes,
+                                 adapt_minutes=args.adapt_minutes, output=out / name, seed=args.seed)
+    result = run_hidden_slices(inputs, options)
+    print(result.text, flush=True)
+    table = result.table.copy()
+    table.insert(0, "scan", name)
+    table["role_of_scan"] = REAL_SCANS[name].role
+    return table
+
+
+def short(method: str) -> str:
+    return (method.replace("isrnet ", "").replace(" (no fine-tuning)", "").replace(" on the thinned scans", " thinned")
+            .replace("adapted per case", "adapted"))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scans", nargs="+", choices=list(REAL_SCANS), default=list(REAL_SCANS))
+    parser.add_argument("--keep-every", type=int, default=2)
+    parser.add_argument("--budget-minutes", type=float, default=4.0)
+    parser.add_argument("--adapt-minutes", type=float, default=1.0)
+    parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--out", type=Path, default=Path("benchmark_output/real_scans"))
+    args = parser.parse_args()
+    out = args.out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("isrnet_results", str(out / "user_results"))  # where the start weights are looked for
+    table_file = out / "real_scans.csv"
+    table = pd.read_csv(table_file) if table_file.is_file() else pd.DataFrame()
+    for name in args.scans:
+        rows = run_scan(name, out, args)
+        table = pd.concat([table[table.scan != name] if len(table) else table, rows], ignore_index=True)
+        table.to_csv(table_file, index=False, float_format="%.4f")
+    table["short"] = table.method.map(short)
+    wide = table.pivot_table(index="scan", columns="short", values="gain_vs_best_classic_dB", sort=False)
+    best = table[table.role == "classic"].groupby("scan", sort=False).psnr.max()
+    wide.insert(0, "best classic (dB)", best)
+    print("gain over each scan's best classic interpolant (dB):")
+    print(wide.to_string(float_format="{:+.2f}".format))
+    for method, part in table[table.role != "classic"].groupby("short", sort=False):
+        print(f"\n{method}:")
+        print(spread_summary(part.assign(method=method), "method", "gain_vs_best_classic_dB"))
+    winners = table[table.wins_case].groupby("scan", sort=False).short.first()
+    print("\nwho wins each scan: " + ", ".join(f"{scan}: {method}" for scan, method in winners.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,494 @@
+"""The hidden-slice evaluation entry point: `run_hidden_slices(source, options)` (`isr_benchmark --hidden-slices`).
+
+    from isrnet.evaluation.hidden_slices_run import HiddenSliceOptions, run_hidden_slices
+    result = run_hidden_slices("001", HiddenSliceOptions(budget_minutes=4))      # a dataset (no referenceTr needed)
+    result = run_hidden_slices(Path("scans/"), HiddenSliceOptions(output=Path("hs")))  # any folder, file, DICOM
+    print(result.summary)
+
+For every scan: keep every K-th real slice, predict the removed real slices with the classic interpolants, the
+pre-trained weights, ssft trained on the thinned scans only (in a private workspace under the output folder: the
+removed slices are never written there), optionally patient-level adaptation on each thinned scan, and (for a
+dataset) the dataset's own runs, which trained on the full scans and so have seen the removed slices (marked).
+Scoring: `hidden_slices.score_output`. Written: hidden_slices.csv (per case and method), hidden_slices_summary.csv,
+hidden_slices_curves.csv (PSNR per blur width), qc_hidden_<case>.png, blur_search.png and hidden_slices.md.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+import textwrap
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from isrnet import paths
+from isrnet.configuration import DEFAULT_STAGE_DATASETS
+from isrnet.datasets import case_name, resolve_dataset, training_cases
+from isrnet.degradation.slice_profile import SliceProfile, decide_slice_profile
+from isrnet.errors import IsrnetError
+from isrnet.evaluation.baselines import SHORT_NAMES, classic_upsample
+from isrnet.evaluation.hidden_slices import (DEFAULT_KEEP_EVERY, FWHM_GRID, MAX_FWHM, SAMPLES_PER_SLICE,
+                                             HiddenSliceScore, ThinnedCase, ordinal, score_output, thin_case)
+from isrnet.experiment_planning.plans_file import plans_path
+from isrnet.imageio.geometry import factor_of, slice_axis_of, slices_first
+from isrnet.imageio.reader_writer import read_volumes, write_volume
+from isrnet.imageio.volume import Volume
+from isrnet.inference.adaptation import AdaptationOptions, adapt_to_case
+from isrnet.inference.predict_files import find_inputs
+from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.runs import runs_of
+from isrnet.stages import STAGES
+from isrnet.training.initialization import stage_weights
+from isrnet.utilities.device import resolve_device
+from isrnet.utilities.files import atomic_write_text, load_json, save_figure, save_json
+
+DEFAULT_CLASSIC = ("linear", "cubic")  # windowed sinc is ~40x slower than cubic at the dense factor
+WORKSPACE = "workspace"  # under the output folder: raw/preprocessed/results of the thinned dataset
+FOLDER_DATASET_NUMBER = 999  # the thinned dataset's number when the scans are a folder, not a dataset
+
+
+@dataclass
+class HiddenSliceOptions:
+    keep_every: int = DEFAULT_KEEP_EVERY
+    ssft: bool = True  # train ssft on the thinned scans
+    budget_minutes: float | None = None  # of that ssft (default: the plan's)
+    iterations: int | None = None  # a fixed count instead (tests, reproducible comparisons)
+    adapt_minutes: float | None = None  # patient-level adaptation on each thinned scan
+    classic: tuple[str, ...] = DEFAULT_CLASSIC  # short names of baselines.SHORT_NAMES
+    full_scan_runs: bool = True  # for a dataset: also its own runs (trained on the full scans; marked)
+    device: str = "cpu"
+    seed: int | None = None
+    output: Path | None = None  # default: $isrnet_results/DatasetXXX/hidden_slices (a dataset)
+    plans_overrides: dict = field(default_factory=dict)  # dotted keys for the thinned dataset's plans
+
+
+@dataclass
+class Scan:
+    name: str
+    volume: Volume
+    slice_axis: int
+    profile: SliceProfile  # decided on the full scan, as the pipeline decides it
+
+
+@dataclass
+class Method:
+    label: str
+    role: str  # 'classic', 'pretrained', 'ssft_thinned', 'adapted', 'full_scans'
+    predict: Callable[[ThinnedCase, Scan], Volume]
+
+
+@dataclass
+class HiddenSliceResult:
+    table: pd.DataFrame  # one row per case and method
+    summary: pd.DataFrame  # per method: mean, worst and spread of the gain over the best classic, wins
+    folder: Path
+    page: Path
+    text: str
+
+
+# ---- the scans -------------------------------------------------------------------------------------------------
+
+def _dataset_scans(dataset: str) -> list[Scan]:
+    info, cases = training_cases(dataset)
+    if info.kind != "target":
+        raise IsrnetError(f"{dataset} is of kind '{info.kind}': the hidden-slice evaluation needs anisotropic "
+                          f"scans (kind target)")
+    plans = load_json(plans_path(dataset)) if plans_path(dataset).is_file() else {"cases": {}}
+    scans = []
+    for name, path in cases.items():
+        volume = read_volumes(path)[0]
+        plan = plans["cases"].get(name, {})
+        axis = plan.get("slice_axis", slice_axis_of(volume.spacing))
+        if plan.get("slice_thickness"):
+            profile = SliceProfile(float(plan["slice_thickness"]), plan.get("slice_profile", "gaussian"),
+                                   plan.get("thickness_source", "plans"), plan.get("profile_source", "plans"), 1.0)
+        else:
+            stack = slices_first(volume, axis)
+            profile = decide_slice_profile(stack.array, stack.spacing, info.header_thickness_for(name) or
+                                           volume.slice_thickness, info.thickness_for(name), info.profile_for(name))
+        scans.append(Scan(name, volume, axis, profile))
+    return scans
+
+
+def _folder_scans(source: Path) -> list[Scan]:
+    scans = []
+    for path in find_inputs(source):
+        volumes = read_volumes(path)
+        for index, volume in enumerate(volumes):
+            name = case_name(path) if len(volumes) == 1 else f"{case_name(path)}_vol{index:03d}"
+            axis = slice_axis_of(volume.spacing)
+            stack = slices_first(volume, axis)
+            scans.append(Scan(name, volume, axis, decide_slice_profile(stack.array, stack.spacing,
+                                                                       volume.slice_thickness)))
+    return scans
+
+
+def thinned_cases(scans: list[Scan], keep_every: int, log: Callable[[str], None]) -> list[tuple[Scan, ThinnedCase]]:
+    """Every scan that has enough slices for `keep_every`; a one-line refusal when none has."""
+    cases, refusals = [], []
+    for scan in scans:
+        try:
+            cases.append((scan, thin_case(scan.name, scan.volume, scan.slice_axis, keep_every)))
+        except IsrnetError as error:
+            refusals.append(str(error))
+    for refusal in refusals if cases else []:
+        log(f"skipped: {refusal}")
+    if not cases:
+        raise IsrnetError(refusals[0] if len(refusals) == 1 else
+                          f"no scan has enough slices for --keep-every {keep_every} ({refusals[0]})")
+    return cases
+
+
+# ---- ssft on the thinned scans only ----------------------------------------------------------------------------
+
+def write_thinned_dataset(raw: Path, dataset: str, cases: list[tuple[Scan, ThinnedCase]], source: str) -> Path:
+    """The thinned scans as a raw target dataset, each with the profile decided on its full scan."""
+    folder = raw / dataset
+    for scan, case in cases:
+        write_volume(case.thinned, folder / "imagesTr" / f"{scan.name}.nii.gz")
+    save_json({"name": dataset.split("_", 1)[1], "file_ending": ".nii.gz", "kind": "target",
+               "slice_thickness_mm": {scan.name: scan.profile.thickness_mm for scan, _ in cases},
+               "slice_profile": {scan.name: scan.profile.family for scan, _ in cases},
+               "description": f"every {ordinal(cases[0][1].keep_every)} slice of {source} (hidden-slice evaluation); the "
+                              f"slice profiles were decided on the full scans"}, folder / "dataset.json")
+    return folder
+
+
+def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenSliceOptions) -> tuple[Path, dict]:
+    """Plan, preprocess and train ssft on the thinned dataset in `workspace` (its own three folders, nothing
+    else is read); returns (the final checkpoint, the run's plans)."""
+    from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
+    from isrnet.training import TrainingOptions, run_training
+    with paths.folders_under(workspace):
+        plan_and_preprocess(dataset, PlanOptions(device=resolve_device(options.device),
+                                                 budget_minutes=options.budget_minutes,
+                                                 overrides=options.plans_overrides), workers=1)
+        run = run_training(dataset, "ssft", TrainingOptions(
+            iterations=options.iterations, device=options.device, init=str(init), seed=options.seed))
+        return run.final, run.plans()
+
+
+# ---- the methods -----------------------------------------------------------------------------------------------
+
+def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
+    """SAMPLES_PER_SLICE output slices per scan slice; the network is told the thinned scan's real gap."""
+    return PredictionSettings(factor=case.samples, slice_thickness=scan.profile.thickness_mm,
+                              slice_axis=case.slice_axis, thickness_source="full scan",
+                              conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
+
+
+def _network_method(label: str, role: str, predictor: Predictor) -> Method:
+    def predict(case: ThinnedCase, scan: Scan) -> Volume:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # beyond the trained factors: said once in the report, not per case
+            return predictor.predict(case.thinned, _dense_settings(case, scan))
+    return Method(label, role, predict)
+
+
+def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -> Method:
+    def predict(case: ThinnedCase, scan: Scan) -> Volume:
+        settings = PredictionSettings(slice_thickness=scan.profile.thickness_mm, slice_axis=case.slice_axis,
+                                      thickness_source="full scan")
+        adapted, _ = adapt_to_case(start, scan.name, case.thinned, settings, scan.profile,
+                                   AdaptationOptions(minutes=options.adapt_minutes, seed=options.seed or 12345))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return adapted.predict(case.thinned, _dense_settings(case, scan))
+    return Method(label, role="adapted", predict=predict)
+
+
+def _classic_method(name: str) -> Method:
+    method = SHORT_NAMES[name]
+    return Method(method, "classic", lambda case, scan: classic_upsample(case.thinned, case.samples,
+                                                                          case.slice_axis, method))
+
+
+def _start_weights(dataset: str | None) -> tuple[Path, str]:
+    """The weights ssft would start from: the dataset's plans' mrft dataset (else the default's) result, else
+    the shipped mrft weights."""
+    number = DEFAULT_STAGE_DATASETS["mrft"]
+    if dataset and plans_path(dataset).is_file():
+        number = load_json(plans_path(dataset)).get("stage_datasets", {}).get("mrft", number)
+    found = stage_weights("mrft", number)
+    if found is None:
+        raise IsrnetError("no mrft weights: neither a trained mrft run nor the shipped weights were found")
+    weights, description = found
+    shipped = "shipped" in description
+    return weights, ("isrnet shipped mrft weights (no fine-tuning)" if shipped else
+                     f"isrnet mrft (Dataset{int(number):03d}, no fine-tuning)")
+
+
+def _full_scan_methods(dataset: str, device: str) -> list[Method]:
+    methods = []
+    for run in runs_of(dataset):
+        if run.finished and STAGES[run.stage].pipeline:
+            predictor = Predictor.from_checkpoint(run.final, device, run.plans())
+            methods.append(_network_method(f"isrnet {run.name.replace('__', ' ')} (trained on the full scans: has "
+                                           f"seen the removed slices)", "full_scans", predictor))
+    return methods
+
+
+# ---- the tables ------------------------------------------------------------------------------------------------
+
+def _row(case: ThinnedCase, scan: Scan, method: Method, score: HiddenSliceScore, seconds: float) -> dict:
+    return {"case": case.name, "method": method.label, "role": method.role, "psnr": score.psnr,
+            "fwhm_spacings": score.fwhm, "fwhm_mm": score.fwhm * case.slice_spacing, "fwhm_on_edge": score.on_edge,
+            "psnr_unblurred": score.psnr_unblurred, "ssim": score.ssim, "seconds": seconds,
+            "removed_slices": len(case.removed), "slice_spacing_mm": case.slice_spacing,
+            "thickness_mm": scan.profile.thickness_mm, "thickness_source": scan.profile.thickness_source,
+            "user_factor": factor_of(scan.volume.spacing, scan.slice_axis),
+            "network_factor": factor_of(case.thinned.spacing, case.slice_axis)}
+
+
+def add_gains(table: pd.DataFrame) -> pd.DataFrame:
+    """Each case's best classic PSNR, every method's gain over it, and the case's winner."""
+    classic = table[table.role == "classic"]
+    best = classic.loc[classic.groupby("case", sort=False)["psnr"].idxmax()].set_index("case")
+    table = table.copy()
+    table["best_classic"] = table.case.map(best["method"])
+    table["gain_vs_best_classic_dB"] = table.psnr - table.case.map(best["psnr"])
+    fair = table[table.role != "full_scans"]
+    winners = fair.loc[fair.groupby("case", sort=False)["psnr"].idxmax()].set_index("case")["method"]
+    table["wins_case"] = table.method == table.case.map(winners)
+    return table
+
+
+def summarise(table: pd.DataFrame) -> pd.DataFrame:
+    """Per method: mean PSNR, mean / worst / spread of the gain over the best classic, cases won."""
+    grouped = table.groupby("method", sort=False)
+    summary = pd.DataFrame({
+        "role": grouped.role.first(), "cases": grouped.size(), "psnr": grouped.psnr.mean(),
+        "gain_mean_dB": grouped.gain_vs_best_classic_dB.mean(), "gain_worst_dB": grouped.gain_vs_best_classic_dB.min(),
+        "gain_best_dB": grouped.gain_vs_best_classic_dB.max(),
+        "gain_spread_dB": grouped.gain_vs_best_classic_dB.std(ddof=0), "wins": grouped.wins_case.sum(),
+        "fwhm_spacings_mean": grouped.fwhm_spacings.mean(), "fwhm_on_edge": grouped.fwhm_on_edge.sum(),
+        "ssim": grouped.ssim.mean(), "seconds": grouped.seconds.mean()})
+    summary.index.name = "method"
+    return summary
+
+
+def terminal_text(table: pd.DataFrame, summary: pd.DataFrame, keep_every: int) -> str:
+    per_case = table.pivot_table(index="case", columns="method", values="psnr", sort=False)
+    lines = [f"hidden-slice evaluation: every {ordinal(keep_every)} real slice kept, the removed real slices predicted and "
+             f"compared inside the head (PSNR at each method's best blur width, 0-{MAX_FWHM:g} x the slice "
+             f"spacing); baseline: each case's best classic interpolant",
+             f"note: the network worked at {keep_every} x the scans' own factor, with a gap (thickness about "
+             f"1/{keep_every} of the spacing): this ranks methods on these scans, it is not the score at their own "
+             f"factor", "", "PSNR per case (dB):", per_case.to_string(float_format="{:.2f}".format), ""]
+    shown = pd.DataFrame({"cases": summary.cases, "PSNR": summary.psnr.map("{:.2f}".format),
+                          "gain mean": summary.gain_mean_dB.map("{:+.2f}".format),
+                          "worst": summary.gain_worst_dB.map("{:+.2f}".format),
+                          "spread": summary.gain_spread_dB.map("{:.2f}".format), "wins": summary.wins,
+                          "best FWHM (x spacing)": summary.fwhm_spacings_mean.map("{:.2f}".format)})
+    shown.index.name = None
+    lines += [f"over {per_case.shape[0]} case(s), gain over the best classic (dB):", shown.to_string()]
+    edge = table[table.fwhm_on_edge]
+    if len(edge):
+        lines.append("best blur width on the grid's edge (0 or the maximum; widen the search before trusting these): "
+                     + "; ".join(f"{r.case} / {r.method} at {r.fwhm_spacings:g}x" for r in edge.itertuples()))
+    if (table.role == "full_scans").any():
+        lines.append("runs marked 'trained on the full scans' have seen the removed slices: not comparable")
+    return "\n".join(lines)
+
+
+def markdown(table: pd.DataFrame, summary: pd.DataFrame) -> str:
+    header = ("| method | cases | PSNR (dB) | gain vs best classic: mean | worst | best | spread | wins | best FWHM "
+              "(x spacing) | SSIM |\n|---|---|---|---|---|---|---|---|---|---|\n")
+    rows = "".join(f"| {m} | {r.cases} | {r.psnr:.2f} | {r.gain_mean_dB:+.2f} | {r.gain_worst_dB:+.2f} | "
+                   f"{r.gain_best_dB:+.2f} | {r.gain_spread_dB:.2f} | {r.wins} | {r.fwhm_spacings_mean:.2f} | "
+                   f"{r.ssim:.4f} |\n" for m, r in summary.iterrows())
+    cases = ("| case | method | PSNR (dB) | gain (dB) | best FWHM (mm) | thickness (mm, source) |\n"
+             "|---|---|---|---|---|---|\n" + "".join(
+                 f"| {r.case} | {r.method} | {r.psnr:.2f} | {r.gain_vs_best_classic_dB:+.2f} | {r.fwhm_mm:.2f}"
+                 f"{' (edge)' if r.fwhm_on_edge else ''} | {r.thickness_mm:g} ({r.thickness_source}) |\n"
+                 for r in table.itertuples()))
+    return header + rows, cases
+
+
+# ---- figures ---------------------------------------------------------------------------------------------------
+
+def qc_figure(case: ThinnedCase, estimates: dict[str, np.ndarray], path: Path, title: str) -> None:
+    """One removed slice: its truth, the best classic and isrnet at their best widths, with error maps."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    index = int(np.argmax(case.mask.reshape(len(case.removed), -1).sum(axis=1)))
+    truth = case.truth[index]
+    vmax = float(np.percentile(truth[case.mask[index]], 99.5))
+    figure, axes = plt.subplots(2, len(estimates) + 1, figsize=(3.2 * (len(estimates) + 1), 6.6), squeeze=False,
+                                layout="constrained")
+    axes[0, 0].imshow(truth, cmap="gray", vmin=0, vmax=vmax)
+    axes[0, 0].set_title(f"truth: removed slice {case.removed[index]}", fontsize=10)
+    axes[1, 0].axis("off")
+    for column, (label, estimate) in enumerate(estimates.items(), start=1):
+        image = estimate[index]
+        error = np.abs(image - truth)
+        axes[0, column].imshow(image, cmap="gray", vmin=0, vmax=vmax)
+        axes[0, column].set_title(label, fontsize=9)
+        shown = axes[1, column].imshow(error, cmap="magma", vmin=0, vmax=0.25 * vmax)
+        axes[1, column].set_title(f"|error|, mean in head {error[case.mask[index]].mean():.3g}", fontsize=9)
+    for axis in axes.ravel():
+        axis.set_xticks([])
+        axis.set_yticks([])
+    figure.colorbar(shown, ax=axes[1, -1], label="absolute error", shrink=0.8)
+    figure.suptitle(title)
+    save_figure(figure, path, dpi=100)
+
+
+def blur_search_figure(curves: pd.DataFrame, path: Path) -> None:
+    """PSNR against blur width per method, one panel per case: where each method's best width lies."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = list(dict.fromkeys(curves.case))
+    columns = min(3, len(names))
+    rows = math.ceil(len(names) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(max(6.5, 4.5 * columns), 3.6 * rows), squeeze=False,
+                                layout="constrained")
+    for axis, name in zip(axes.ravel(), names):
+        for method, part in curves[curves.case == name].groupby("method", sort=False):
+            axis.plot(part.fwhm_spacings, part.psnr, marker=".", label=method[:48])
+        axis.set_title(name, fontsize=10)
+        axis.set_xlabel("blur FWHM (x slice spacing)")
+        axis.set_ylabel("PSNR (dB)")
+    for axis in axes.ravel()[len(names):]:
+        axis.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    figure.suptitle("hidden slices: PSNR against the blur width")
+    save_figure(figure, path, dpi=100)
+
+
+# ---- the run ---------------------------------------------------------------------------------------------------
+
+def _output_folder(dataset: str | None, source: Path | None, options: HiddenSliceOptions) -> Path:
+    if options.output is not None:
+        return Path(options.output).expanduser().resolve()
+    if dataset is not None:
+        return paths.results_folder() / dataset / "hidden_slices"
+    return (Path.cwd() / f"hidden_slices_{source.name}").resolve()
+
+
+def _check_output(folder: Path, source: Path | None) -> None:
+    if source is not None:
+        source = source.resolve()
+        if folder == source or source in folder.parents or (source.is_dir() and folder in source.parents):
+            raise IsrnetError(f"-o {folder}: the output folder must lie outside the input {source} (inputs are "
+                              f"never written to)")
+
+
+def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | None = None,
+                      log: Callable[[str], None] = print) -> HiddenSliceResult:
+    """Hidden-slice evaluation of a dataset (`source` an ID or name) or of scans (`source` a Path)."""
+    options = options or HiddenSliceOptions()
+    started = time.time()
+    unknown = [name for name in options.classic if name not in SHORT_NAMES]
+    if unknown:
+        raise IsrnetError(f"unknown classic method(s) {', '.join(unknown)}; use {', '.join(SHORT_NAMES)}")
+    device = resolve_device(options.device)
+    dataset = None if isinstance(source, Path) else resolve_dataset(source)
+    folder_source = source if isinstance(source, Path) else None
+    scans = _dataset_scans(dataset) if dataset else _folder_scans(folder_source)
+    cases = thinned_cases(scans, options.keep_every, log)
+    output = _output_folder(dataset, folder_source, options)
+    _check_output(output, folder_source)
+    output.mkdir(parents=True, exist_ok=True)
+
+    start_path, start_label = _start_weights(dataset)
+    start = Predictor.from_checkpoint(start_path, device)
+    methods = [_classic_method(name) for name in SHORT_NAMES if name in options.classic]
+    methods.append(_network_method(start_label, "pretrained", start))
+    adapt_from = start
+    if options.ssft:
+        workspace = output / WORKSPACE
+        shutil.rmtree(workspace, ignore_errors=True)
+        number = dataset.split("_")[0][len("Dataset"):] if dataset else f"{FOLDER_DATASET_NUMBER:03d}"
+        name = f"Dataset{number}_{(dataset.split('_', 1)[1] if dataset else 'Scans')}KeepEvery{options.keep_every}"
+        described = dataset or str(folder_source)
+        write_thinned_dataset(workspace / "raw", name, cases, described)
+        log(f"ssft on the thinned scans only ({len(cases)} case(s), {_training_length(options)}) in {workspace}")
+        checkpoint, plans = train_on_thinned(workspace, name, start_path, options)
+        adapt_from = Predictor.from_checkpoint(checkpoint, device, plans)
+        methods.append(_network_method("isrnet ssft on the thinned scans", "ssft_thinned", adapt_from))
+    if options.adapt_minutes:
+        methods.append(_adapted_method(f"isrnet adapted per case ({options.adapt_minutes:g} min, from "
+                                       f"{'ssft on the thinned scans' if options.ssft else 'the pre-trained weights'})",
+                                       adapt_from, options))
+    if dataset and options.full_scan_runs:
+        methods += _full_scan_methods(dataset, device)
+
+    rows, curves, figures = [], [], []
+    for scan, case in cases:
+        estimates = {}
+        for method in methods:
+            began = time.perf_counter()
+            score = score_output(case, method.predict(case, scan))
+            rows.append(_row(case, scan, method, score, time.perf_counter() - began))
+            curves += [{"case": case.name, "method": method.label, "fwhm_spacings": width, "psnr": value}
+                       for width, value in score.curve.items()]
+            estimates[method.label] = (method.role, score.psnr, score.estimate)
+            log(f"{case.name}: {method.label}: {score.psnr:.2f} dB (best FWHM {score.fwhm:g} x spacing"
+                f"{', on the edge' if score.on_edge else ''})")
+        figures.append(output / f"qc_hidden_{case.name}.png")
+        qc_figure(case, _qc_panels(estimates), figures[-1],
+                  f"{case.name}: every {ordinal(options.keep_every)} slice kept, a removed slice predicted")
+
+    table = add_gains(pd.DataFrame(rows))
+    summary = summarise(table)
+    atomic_write_text(table.to_csv(index=False, float_format="%.4f"), output / "hidden_slices.csv")
+    atomic_write_text(summary.to_csv(float_format="%.4f"), output / "hidden_slices_summary.csv")
+    curve_table = pd.DataFrame(curves)
+    atomic_write_text(curve_table.to_csv(index=False, float_format="%.4f"), output / "hidden_slices_curves.csv")
+    blur_search_figure(curve_table, output / "blur_search.png")
+    text = terminal_text(table, summary, options.keep_every)
+    page = _write_page(output, dataset or str(folder_source), table, summary, figures, text, options, device)
+    text += f"\nwritten to {output} (open {page.name}) in {time.time() - started:.0f} s"
+    return HiddenSliceResult(table, summary, output, page, text)
+
+
+def _qc_panels(estimates: dict[str, tuple[str, float, np.ndarray]]) -> dict[str, np.ndarray]:
+    """The best classic and the best isrnet method that never saw the removed slices."""
+    classic = {k: v for k, v in estimates.items() if v[0] == "classic"}
+    network = {k: v for k, v in estimates.items() if v[0] not in ("classic", "full_scans")}
+    panels = {}
+    for group, prefix in ((classic, "best classic"), (network, "best isrnet")):
+        if group:
+            label = max(group, key=lambda k: group[k][1])
+            wrapped = textwrap.fill(label.removeprefix("isrnet "), 34)
+            panels[f"{prefix} ({group[label][1]:.2f} dB):\n{wrapped}"] = group[label][2]
+    return panels
+
+
+def _training_length(options: HiddenSliceOptions) -> str:
+    if options.iterations:
+        return f"{options.iterations} iterations"
+    return f"{options.budget_minutes:g} min" if options.budget_minutes else "the plan's budget"
+
+
+def _write_page(folder: Path, source: str, table: pd.DataFrame, summary: pd.DataFrame, figures: list[Path],
+                text: str, options: HiddenSliceOptions, device: str) -> Path:
+    overall, per_case = markdown(table, summary)
+    budget = _training_length(options)
+    lines = [f"# Hidden-slice evaluation of {source}", "",
+             f"Every {ordinal(options.keep_every)} real slice was kept; every method predicted the removed real slices from "
+             f"the kept ones; the prediction was read as a continuous signal along the slice axis, blurred with the "
+             f"Gaussian (FWHM 0 to {MAX_FWHM:g} x the slice spacing, steps of {FWHM_GRID[1]:g}) that suits the "
+             f"method best on that case, and compared with the truth inside the head (PSNR). The baseline of each "
+             f"case is its best classic interpolant. Methods were sampled at {SAMPLES_PER_SLICE} output slices per "
+             f"scan slice.", "",
+             f"The network worked at {options.keep_every} x the scans' own factor and with a gap (slice thickness "
+             f"about 1/{options.keep_every} of the thinned spacing): the score ranks methods on these scans, it is "
+             f"not the score at their own factor.", "",
+             f"ssft on the thinned scans: {'trained, ' + budget if options.ssft else 'not trained'}; adaptation: "
+             f"{f'{options.adapt_minutes:g} min per case' if options.adapt_minutes else 'off'}; device {device}.", "",
+             "## Over all cases", "", overall, "## Per case", "", per_case, "## Figures", "",
+             "![blur search](blur_search.png)", ""]
+    lines += [f"![{figure.stem}]({figure.name})" for figure in figures]
+    lines += ["", "## As printed", "", "```", text, "```", ""]
+    page = folder / "hidden_slices.md"
+    atomic_write_text("\n".join(lines), page)
+    return page
