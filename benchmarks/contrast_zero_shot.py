@@ -1,8 +1,8 @@
 """Zero-shot gain over cubic on contrasts unlike T1: how contrast-agnostic are the pre-trained mrft weights?
 
-Material: deepmriprep's brain template at 1 mm (the brain mrft never trained on), Gaussian 4 mm slices every 4 mm
-(the demo's acquisition), in four contrasts made from its T1 by mappings that training does *not* use (decided
-before training: mrft's contrast randomisation draws random piecewise-linear curves over the whole intensity range,
+Material: each --sources high-resolution T1 at 1 mm (default: deepmriprep's brain template, which mrft never trained
+on; see sources.py for which sources are training material), Gaussian 4 mm slices every 4 mm (the demo's
+acquisition), in four contrasts made from its T1 by mappings that training does *not* use (decided before training: mrft's contrast randomisation draws random piecewise-linear curves over the whole intensity range,
 never these tissue-class mappings):
   t1        the template itself
   inverted  1.1 x max - T1 inside the brain (every tissue order reversed, CSF brightest)
@@ -11,8 +11,9 @@ never these tissue-class mappings):
 Tissue classes: three-class Otsu thresholds of the T1 inside the brain. Each weights file predicts each contrast
 as `isr_predict` with no dataset does (thickness estimated from the input); score: PSNR over synthesised slices
 in the head, minus cubic's. Ratio = a contrast's gain / the T1 gain of the same weights (target >= 0.85).
-Usage: python benchmarks/contrast_zero_shot.py [--weights A.pth B.pth ...] [--figure FILE.png]
-       (default: the shipped mrft weights; about 40 s per weights file on 2 CPU cores)
+Usage: python benchmarks/contrast_zero_shot.py [--weights A.pth B.pth ...] [--sources deepmriprep mni152 ...]
+       [--figure FILE.png]   (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU
+       cores). With several sources: the ratios per source, and their mean, worst and spread.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from ssft_mismatch_set import reference_brain  # noqa: E402
+from sources import HR_SOURCES, add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
 SPACING = 4.0
 MAPPINGS = ("t1", "inverted", "t2like", "pdlike")
@@ -58,12 +59,12 @@ def acquisition(fine: np.ndarray) -> tuple[Volume, Volume]:
     return Volume(low.astype(np.float32), (SPACING, 1.0, 1.0)), Volume(fine, (1.0, 1.0, 1.0))
 
 
-def evaluate(weights: list[Path]) -> tuple[pd.DataFrame, dict]:
+def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataFrame, dict]:
     from isrnet.evaluation.baselines import classic_upsample
     from isrnet.evaluation.metrics import compare
     from isrnet.imageio.geometry import input_slice_positions
     from isrnet.inference import PredictionSettings, Predictor
-    t1 = reference_brain()
+    t1 = high_resolution(source)
     cases = {mapping: acquisition(contrast(t1, mapping)) for mapping in MAPPINGS}
     predictors = {path: Predictor.from_checkpoint(path) for path in weights}
     rows, examples = [], {}
@@ -74,7 +75,7 @@ def evaluate(weights: list[Path]) -> tuple[pd.DataFrame, dict]:
             settings, profile = predictor.with_slice_profile(low, PredictionSettings())
             output = predictor.predict(low, settings)
             psnr = compare(output, reference, 0, positions)["psnr_synth"]
-            rows.append({"weights": str(path), "contrast": mapping, "cubic": cubic, "isrnet": psnr,
+            rows.append({"source": source, "weights": str(path), "contrast": mapping, "cubic": cubic, "isrnet": psnr,
                          "gain": psnr - cubic, "thickness_mm": profile.thickness_mm})
             examples[(str(path), mapping)] = (low, output, reference)
     table = pd.DataFrame(rows)
@@ -112,15 +113,21 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", type=Path, default=None, help="checkpoints (default: shipped mrft)")
     parser.add_argument("--figure", type=Path, help="write a QC figure of the t2like case of the first weights")
     parser.add_argument("--csv", type=Path, help="also write the table here")
+    add_sources_argument(parser)
     args = parser.parse_args()
     weights = args.weights or [shipped_weights("mrft")]
-    table, examples = evaluate(weights)
+    parts = [evaluate(weights, source) for source in args.sources]
+    table = pd.concat([part[0] for part in parts], ignore_index=True)
+    examples = parts[0][1]
     print(table.to_string(index=False, float_format="{:.2f}".format))
-    for path, part in table.groupby("weights", sort=False):
+    for (source, path), part in table.groupby(["source", "weights"], sort=False):
         others = part[part.contrast != "t1"]
-        print(f"{path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} dB; non-T1 gain / T1 gain: "
-              + ", ".join(f"{r.contrast} {r.ratio_to_t1:.2f}" for r in others.itertuples())
+        print(f"{source} ({HR_SOURCES[source].role}), {path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} "
+              f"dB; non-T1 gain / T1 gain: " + ", ".join(f"{r.contrast} {r.ratio_to_t1:.2f}" for r in others.itertuples())
               + f" (target >= 0.85: {int((others.ratio_to_t1 >= 0.85).sum())}/{len(others)})")
+    for path, part in table[table.contrast != "t1"].groupby("weights", sort=False):
+        print(f"\n{path}: non-T1 gain / T1 gain per source:\n{spread_summary(part, 'source', 'ratio_to_t1')}")
+        print(f"{path}: gain over cubic (dB) per source, every contrast:\n{spread_summary(table[table.weights == path], 'source', 'gain')}")
     if args.csv:
         table.to_csv(args.csv, index=False, float_format="%.4f")
     if args.figure:

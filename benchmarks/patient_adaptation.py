@@ -8,6 +8,9 @@ profile, noise and contrast (written as NIfTI without a stated thickness: planni
   mni_ax_noise  MNI152 2009a (nilearn), axial, Gaussian 4 mm every 4 mm, Rician SNR 20, slice axis last
   mni_cor_gap   MNI152, coronal, Gaussian 2 mm every 4 mm (a slice gap)
   mni_obl       MNI152, axial tilted 20 degrees (oblique header), Gaussian 5 mm every 5 mm
+With --sources S1 S2 ...: the six acquisitions above (axial 4/4; coronal rect 5/5 SNR 30; sagittal T2-like 3/3;
+axial 4/4 SNR 20; coronal 2 mm every 4 mm; oblique 5/5) of each source instead, cases named <source>_<acquisition>,
+and the gains reported per source (sources.py says which sources are training material).
 Per seed: isr_plan_and_preprocess and isr_train ssft on all six (the plan's budget unless --dataset-minutes),
 then isr_predict with the shipped weights, with the dataset's ssft model, and with that model adapted to each
 case for --adapt-minutes. Score: PSNR over the synthesised slices inside the head (isr_benchmark's metric).
@@ -28,30 +31,33 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
-from dataset_conversion.acquisition import superior_inferior_axis  # noqa: E402
-from dataset_conversion.hr_mr import SOURCES as HR_SOURCES  # noqa: E402
-from dataset_conversion.packaged_data import packaged_file  # noqa: E402
-from dataset_conversion.resampling import crop, foreground_box  # noqa: E402
 from isrnet.imageio import Volume, read_volume, write_volume  # noqa: E402
-from ssft_mismatch_set import Acquisition, make_case, reference_brain  # noqa: E402
+from sources import HR_SOURCES, high_resolution, spread_summary  # noqa: E402
+from ssft_mismatch_set import Acquisition, make_case  # noqa: E402
 
 DATASET = "Dataset850_PatientMix"
 SI, AP, LR = 0, 1, 2  # template array axes after `si_first` (the slice axis of each acquisition)
-CASES = {  # name: (template, anatomical slice axis, acquisition, array axis the slice axis is stored on)
-    "dmp_ax": ("deepmriprep", SI, Acquisition("gaussian", 4.0, 4.0), 2),
-    "dmp_cor_rect": ("deepmriprep", AP, Acquisition("rect", 5.0, 5.0, snr=30.0), 0),
-    "dmp_sag_t2": ("deepmriprep", LR, Acquisition("gaussian", 3.0, 3.0, contrast="t2like"), 0),
-    "mni_ax_noise": ("mni", SI, Acquisition("gaussian", 4.0, 4.0, snr=20.0), 2),
-    "mni_cor_gap": ("mni", AP, Acquisition("gaussian", 4.0, 2.0), 1),
-    "mni_obl": ("mni", SI, Acquisition("gaussian", 5.0, 5.0, oblique=True), 0),
+ACQUISITIONS = {  # name: (anatomical slice axis, acquisition, array axis the slice axis is stored on)
+    "ax": (SI, Acquisition("gaussian", 4.0, 4.0), 2),
+    "cor_rect": (AP, Acquisition("rect", 5.0, 5.0, snr=30.0), 0),
+    "sag_t2": (LR, Acquisition("gaussian", 3.0, 3.0, contrast="t2like"), 0),
+    "ax_noise": (SI, Acquisition("gaussian", 4.0, 4.0, snr=20.0), 2),
+    "cor_gap": (AP, Acquisition("gaussian", 4.0, 2.0), 1),
+    "obl": (SI, Acquisition("gaussian", 5.0, 5.0, oblique=True), 0),
 }
+MIX = {"dmp_ax": ("deepmriprep", "ax"), "dmp_cor_rect": ("deepmriprep", "cor_rect"),  # without --sources
+       "dmp_sag_t2": ("deepmriprep", "sag_t2"), "mni_ax_noise": ("mni152", "ax_noise"),
+       "mni_cor_gap": ("mni152", "cor_gap"), "mni_obl": ("mni152", "obl")}
 
 
-def mni_brain() -> np.ndarray:
-    """MNI152 2009a (1 mm) cropped to the head, superior-inferior axis first."""
-    volume = read_volume(packaged_file(*HR_SOURCES["MNI152_2009a"]))
-    volume = crop(volume, foreground_box(volume.array, 4))
-    return np.moveaxis(volume.array.astype(np.float32), superior_inferior_axis(volume), 0)
+def cases_for(sources: list[str] | None) -> dict[str, tuple]:
+    """case -> (source, anatomical slice axis, acquisition, stored-on axis): the mix, or six per source."""
+    chosen = MIX if not sources else {f"{source}_{acquisition}": (source, acquisition)
+                                      for source in sources for acquisition in ACQUISITIONS}
+    return {name: (source, *ACQUISITIONS[acquisition]) for name, (source, acquisition) in chosen.items()}
+
+
+CASES = cases_for(None)
 
 
 def stored_with_slice_axis_on(volume: Volume, axis: int) -> Volume:
@@ -65,7 +71,7 @@ def stored_with_slice_axis_on(volume: Volume, axis: int) -> Volume:
 def write_dataset(folder: Path) -> None:
     from dataset_conversion.staging import write_dataset_json
     from isrnet.evaluation.benchmark import SIMULATED_ACQUISITION_KEY
-    templates = {"deepmriprep": reference_brain(), "mni": mni_brain()}
+    templates = {source: high_resolution(source) for source in dict.fromkeys(c[0] for c in CASES.values())}
     truth = {}
     for index, (name, (template, axis, acquisition, stored_on)) in enumerate(CASES.items()):
         fine = np.moveaxis(templates[template], axis, 0)
@@ -75,7 +81,8 @@ def write_dataset(folder: Path) -> None:
         truth[name] = {"slice_thickness_mm": acquisition.thickness, "slice_profile": acquisition.family,
                        "slice_spacing_mm": acquisition.spacing}
     write_dataset_json(folder, DATASET.split("_", 1)[1], "target", ".nii.gz", len(CASES),
-                       "patient-level adaptation benchmark: six simulated acquisitions of two templates", "MIT",
+                       f"patient-level adaptation benchmark: {len(CASES)} simulated acquisitions of "
+                       f"{', '.join(templates)}", "MIT",
                        extra={SIMULATED_ACQUISITION_KEY: truth})
 
 
@@ -115,7 +122,7 @@ def run_seed(out: Path, seed: int, adapt_minutes: float, dataset_minutes: float 
     rows = []
     for name in CASES:
         record = load_json(folders["adapted"] / f"{name}.json")["adaptation"]
-        rows.append({"case": name, "seed": seed, "shipped": scores["shipped"][name],
+        rows.append({"source": CASES[name][0], "case": name, "seed": seed, "shipped": scores["shipped"][name],
                      "dataset_ssft": scores["dataset_ssft"][name], "adapted": scores["adapted"][name],
                      "gain": scores["adapted"][name] - scores["dataset_ssft"][name], "kept": record["kept"],
                      "iterations": record["iterations"], "seconds": record["seconds"],
@@ -133,11 +140,16 @@ def main() -> None:
     parser.add_argument("--adapt-set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="plans keys of the per-case runs (AdaptationOptions.plans_overrides), e.g. training.lr=5e-4")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/patient_adaptation"))
+    parser.add_argument("--sources", nargs="+", default=None, choices=list(HR_SOURCES),
+                        help="six acquisitions of each of these sources (see sources.py) instead of the deepmriprep/"
+                             "MNI152 mix; written under --out/<sources>")
     args = parser.parse_args()
+    global CASES
+    CASES = cases_for(args.sources)
     from isrnet.cli.common import parse_overrides
     overrides = parse_overrides(args.adapt_set)
     label = "".join(f"_{key.split('.')[-1]}{value}" for key, value in overrides.items())
-    out = args.out.resolve()
+    out = args.out.resolve() / ("+".join(args.sources) if args.sources else "")
     os.environ.update(isrnet_raw=str(out / "raw"), isrnet_preprocessed=str(out / "preprocessed"),
                       isrnet_results=str(out / "results"))
     from isrnet.experiment_planning import plan_and_preprocess
@@ -152,6 +164,7 @@ def main() -> None:
     per_case["seed_spread"] = per_case["max"] - per_case["min"]
     print("\ngain of adaptation over dataset-level ssft, per case across seeds (dB):")
     print(per_case.to_string(float_format="{:+.2f}".format))
+    print("\ngain of adaptation over dataset-level ssft per source (dB):\n" + spread_summary(table, "source", "gain"))
     print(f"\nmean gain {table.gain.mean():+.3f} dB over {len(table)} runs (per seed: "
           f"{', '.join(f'{s}: {g:+.3f}' for s, g in table.groupby('seed').gain.mean().items())}); worst case "
           f"{table.gain.min():+.3f} dB; start kept in {int((table.kept == 'start').sum())}/{len(table)}; "

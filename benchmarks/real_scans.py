@@ -56,8 +56,12 @@ def main() -> None:
     parser.add_argument("--adapt-minutes", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/real_scans"))
+    parser.add_argument("--report", action="store_true", help="only print the report of real_scans.csv in --out")
     args = parser.parse_args()
     out = args.out.resolve()
+    if args.report:
+        report(pd.read_csv(out / "real_scans.csv"))
+        return
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("isrnet_results", str(out / "user_results"))  # where the start weights are looked for
     table_file = out / "real_scans.csv"
@@ -66,17 +70,30 @@ def main() -> None:
         rows = run_scan(name, out, args)
         table = pd.concat([table[table.scan != name] if len(table) else table, rows], ignore_index=True)
         table.to_csv(table_file, index=False, float_format="%.4f")
-    table["short"] = table.method.map(short)
+    report(table)
+
+
+def report(table: pd.DataFrame) -> None:
+    """The per-scan gains, then per method: mean, worst, best and spread over scans, and who wins each scan."""
+    table = table.assign(short=table.method.map(short))
     wide = table.pivot_table(index="scan", columns="short", values="gain_vs_best_classic_dB", sort=False)
-    best = table[table.role == "classic"].groupby("scan", sort=False).psnr.max()
-    wide.insert(0, "best classic (dB)", best)
+    wide.insert(0, "best classic (dB)", table[table.role == "classic"].groupby("scan", sort=False).psnr.max()
+                .map("{:.2f}".format))
+    wide.insert(1, "factor (yours -> network)", table.groupby("scan", sort=False).apply(
+        lambda part: f"{part.user_factor.iloc[0]:.2f} -> {part.network_factor.iloc[0]:.2f}", include_groups=False))
     print("gain over each scan's best classic interpolant (dB):")
     print(wide.to_string(float_format="{:+.2f}".format))
-    for method, part in table[table.role != "classic"].groupby("short", sort=False):
-        print(f"\n{method}:")
-        print(spread_summary(part.assign(method=method), "method", "gain_vs_best_classic_dB"))
+    networks = table[table.role != "classic"]
+    print("\nper method over the scans (gain over the best classic, dB):")
+    print(spread_summary(networks, "short", "gain_vs_best_classic_dB", overall=False))
     winners = table[table.wins_case].groupby("scan", sort=False).short.first()
     print("\nwho wins each scan: " + ", ".join(f"{scan}: {method}" for scan, method in winners.items()))
+    pairs = networks.pivot_table(index="scan", columns="role", values="psnr", sort=False)
+    for role in ("ssft_thinned", "adapted"):
+        if role in pairs and "pretrained" in pairs:
+            difference = (pairs[role] - pairs["pretrained"]).dropna()
+            print(f"{role} - pre-trained weights: mean {difference.mean():+.2f} dB, worst {difference.min():+.2f}, "
+                  f"below them on {int((difference < -0.005).sum())} of {len(difference)} scans")
 
 
 if __name__ == "__main__":

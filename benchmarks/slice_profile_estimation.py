@@ -1,6 +1,7 @@
 """How well the slice profile is estimated from the data, and what the estimate does for ssft.
 
-Material: deepmriprep's 0.5 mm template at 1 mm (the HR brain mrft never trained on), slice axis superior-inferior.
+Material: each --sources high-resolution volume at 1 mm (default: deepmriprep's 0.5 mm template at 1 mm, the HR brain
+mrft never trained on; sources.py names the training sources), slice axis superior-inferior.
 - table: thickness/spacing {0.5, 0.8, 1, 1.25, 1.5} x factor {2, 3, 4, 6} x profile {gaussian, rect, trapezoid
   (not modelled by the estimator)} x {clean, Rician noise at SNR 25}. Per cell: the estimate, its error, and the
   fit within the true family. Scored where the FWHM is at least 2 in-plane voxels.
@@ -8,8 +9,11 @@ Material: deepmriprep's 0.5 mm template at 1 mm (the HR brain mrft never trained
   and with the old assumption (Gaussian, FWHM = spacing), each against the starting (shipped mrft) weights
   conditioned on the same thickness; PSNR against the 1 mm reference (isr_benchmark's metric). "not below start"
   allows 0.02 dB.
-Usage: python benchmarks/slice_profile_estimation.py [--parts table ssft] [--budget-minutes 2] [--out DIR]
-Everything is written under --out (default ./benchmark_output/slice_profile); nothing touches your isrnet folders.
+Usage: python benchmarks/slice_profile_estimation.py [--parts table ssft] [--budget-minutes 2]
+       [--sources deepmriprep mni152 ...] [--out DIR]
+Everything is written under --out/<source> (default ./benchmark_output/slice_profile); nothing touches your isrnet
+folders. With several sources: the estimation summary per source, then the estimate's error per source (mean, worst,
+spread).
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py
 
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
 from isrnet.degradation.estimation import estimate_slice_profile  # noqa: E402
-from ssft_mismatch_set import reference_brain, rician_noise  # noqa: E402
+from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
+from ssft_mismatch_set import rician_noise  # noqa: E402
 
 RATIOS = (0.5, 0.8, 1.0, 1.25, 1.5)
 FACTORS = (2, 3, 4, 6)
@@ -116,21 +121,33 @@ def main() -> None:
     parser.add_argument("--parts", nargs="+", choices=("table", "ssft"), default=["table", "ssft"])
     parser.add_argument("--budget-minutes", type=float, default=2.0, help="ssft budget per arm and cell")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/slice_profile"))
+    add_sources_argument(parser)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    fine = reference_brain()
-    if "table" in args.parts:
-        table = estimation_table(fine)
-        table.to_csv(args.out / "estimation.csv", index=False, float_format="%.4f")
-        print(table.drop(columns=["seconds"]).to_string(index=False, float_format="{:.2f}".format))
-        print(summarise_table(table))
-        print(f"median {table.seconds.median():.1f} s per volume")
-    if "ssft" in args.parts:
-        comparison = ssft_comparison(fine, args.budget_minutes, args.out.resolve())
-        comparison.to_csv(args.out / "ssft_comparison.csv", index=False, float_format="%.4f")
-        print(comparison.to_string(index=False, float_format="{:.2f}".format))
-        print(f"estimated beats old in {int(comparison.estimated_beats_old.sum())}/{len(comparison)} cells; "
-              f"never below its start in {int(comparison.estimated_not_below_start.sum())}/{len(comparison)}")
+    tables = []
+    for source in args.sources:
+        out = args.out / source
+        out.mkdir(parents=True, exist_ok=True)
+        print(f"== source {source}", flush=True)
+        fine = high_resolution(source)
+        if "table" in args.parts:
+            table = estimation_table(fine)
+            table.insert(0, "source", source)
+            table.to_csv(out / "estimation.csv", index=False, float_format="%.4f")
+            print(table.drop(columns=["seconds"]).to_string(index=False, float_format="{:.2f}".format))
+            print(summarise_table(table))
+            print(f"median {table.seconds.median():.1f} s per volume")
+            tables.append(table)
+        if "ssft" in args.parts:
+            comparison = ssft_comparison(fine, args.budget_minutes, out.resolve())
+            comparison.to_csv(out / "ssft_comparison.csv", index=False, float_format="%.4f")
+            print(comparison.to_string(index=False, float_format="{:.2f}".format))
+            print(f"estimated beats old in {int(comparison.estimated_beats_old.sum())}/{len(comparison)} cells; "
+                  f"never below its start in {int(comparison.estimated_not_below_start.sum())}/{len(comparison)}")
+    if len(tables) > 1:
+        scored = pd.concat(tables, ignore_index=True)
+        scored = scored[scored.scored & (scored.family != "trapezoid")]
+        print("\nFWHM error of the estimate (%) per source, Gaussian/rect cells:")
+        print(spread_summary(scored.assign(abs_error_pct=scored.error_pct.abs()), "source", "abs_error_pct"))
 
 
 if __name__ == "__main__":

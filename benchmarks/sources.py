@@ -169,10 +169,11 @@ def add_sources_argument(parser: argparse.ArgumentParser, default: tuple[str, ..
                              f"the reports). Default: {' '.join(default)}")
 
 
-def spread_summary(table, group: str, value: str) -> str:
+def spread_summary(table, group: str, value: str, overall: bool = True) -> str:
     """Per `group` (a source): mean, worst, best and spread (standard deviation) of `value`, and over all."""
     import pandas as pd
-    rows = [(name, part[value]) for name, part in table.groupby(group, sort=False)] + [("all", table[value])]
+    rows = [(name, part[value]) for name, part in table.groupby(group, sort=False)]
+    rows += [("all", table[value])] if overall else []
     frame = pd.DataFrame([{group: name, "n": len(values), "mean": values.mean(), "worst": values.min(),
                            "best": values.max(), "spread": values.std(ddof=0)} for name, values in rows])
     if group == "source":

@@ -1,6 +1,7 @@
 """ssft on a fixed set of acquisitions unlike the demo: is fine-tuning ever worse than its start?
 
-Material: deepmriprep's 0.5 mm template at 1 mm (the HR brain mrft never trained on). Each case is a simulated
+Material: each --sources high-resolution volume at 1 mm (default: deepmriprep's 0.5 mm template at 1 mm, the HR
+brain mrft never trained on; sources.py names the training sources). Each case is a simulated
 thick-slice acquisition (stored as NIfTI, thickness not stated: planning estimates it) with its 1 mm reference:
   gap        Gaussian 2 mm every 4 mm               rect       rect 4 mm every 4 mm
   noise      Gaussian 4 mm every 4 mm, Rician SNR 25 contrast   T2-like (inverted T1 in the brain), 4 mm every 4 mm
@@ -11,10 +12,11 @@ mrft) weights and of ssft, whether the guard kept the start, and ssft - start.
 Arms: 'estimated' (the default pipeline) and, with --arms estimated old, the old assumption (Gaussian,
 FWHM = spacing) for comparison.
 Usage: python benchmarks/ssft_mismatch_set.py [--cases gap rect ...] [--seeds 1 2] [--budgets 2 4 8]
-       [--arms estimated old] [--out DIR]        (7 cases x 2 seeds x 2+4+8 min: about 4 hours on 2 CPU cores)
-Everything is written under --out (default ./benchmark_output/ssft_mismatch); nothing touches your isrnet folders.
-ssft_mismatch.csv there accumulates cells across invocations (a re-run cell replaces its row), so the grid can be
-run in parts; the summary covers every cell in it.
+       [--arms estimated old] [--sources deepmriprep mni152 ...] [--out DIR]
+       (7 cases x 2 seeds x 2+4+8 min: about 4 hours per source on 2 CPU cores; one seed at 4 min: about 35 min)
+Everything is written under --out/<source> (default ./benchmark_output/ssft_mismatch); nothing touches your isrnet
+folders. ssft_mismatch.csv in --out accumulates cells across invocations (a re-run cell replaces its row), so the grid
+can be run in parts; the summary covers every cell in it, per source and over all.
 """
 from __future__ import annotations
 
@@ -30,10 +32,9 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
-from dataset_conversion.demo_brain import SOURCE, demo_reference  # noqa: E402
-from dataset_conversion.packaged_data import packaged_file  # noqa: E402
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
-from isrnet.imageio import Volume, read_volume  # noqa: E402
+from isrnet.imageio import Volume  # noqa: E402
+from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
 TILT_DEGREES = 20.0
 
@@ -57,12 +58,6 @@ CASES = {
     "x6": Acquisition("gaussian", 6.0, 6.0),
     "oblique": Acquisition("gaussian", 4.0, 4.0, oblique=True),
 }
-
-
-def reference_brain() -> np.ndarray:
-    """The 1 mm template with its superior-inferior axis first."""
-    hr, axis = demo_reference(read_volume(packaged_file(*SOURCE)))
-    return np.moveaxis(hr.array.astype(np.float32), axis, 0)
 
 
 def oblique_direction(degrees: float = TILT_DEGREES) -> np.ndarray:
@@ -109,7 +104,7 @@ def write_case(folder: Path, name: str, low: Volume, reference: Volume, acquisit
 
 
 def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: str, seed: int, budget: float,
-             fine: np.ndarray) -> dict:
+             fine: np.ndarray, source: str = "deepmriprep") -> dict:
     """Plan, fine-tune and benchmark one (case, arm, seed, budget)."""
     from isrnet.evaluation import BenchmarkOptions, run_benchmark
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
@@ -129,13 +124,13 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     record = run.record()
     psnr = result.summary["psnr_synth"]
     case_plan = plans["cases"]["brain"]
-    return {"case": name, "arm": arm, "seed": seed, "budget_min": budget,
+    return {"source": source, "case": name, "arm": arm, "seed": seed, "budget_min": budget,
             "thickness_mm": case_plan["slice_thickness"], "true_thickness_mm": acquisition.thickness,
             "iterations": record.iterations_done, "cubic": psnr["cubic B-spline"], "start": psnr[start],
             "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": (record.guard or {}).get("kept", "")}
 
 
-CELL_KEY = ["case", "arm", "seed", "budget_min"]
+CELL_KEY = ["source", "case", "arm", "seed", "budget_min"]
 
 
 def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
@@ -154,24 +149,31 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[2.0, 4.0, 8.0])
     parser.add_argument("--arms", nargs="+", choices=("estimated", "old"), default=["estimated"])
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/ssft_mismatch"))
+    add_sources_argument(parser)
     args = parser.parse_args()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.update(isrnet_raw=str(out / "raw"), isrnet_preprocessed=str(out / "preprocessed"),
-                      isrnet_results=str(out / "results"))
-    fine = reference_brain()
     table_file = out / "ssft_mismatch.csv"
     table = pd.read_csv(table_file) if table_file.is_file() else pd.DataFrame()  # earlier invocations' cells
-    for name in args.cases:
-        number = list(CASES).index(name)
-        for arm in args.arms:
-            for seed in args.seeds:
-                for budget in args.budgets:
-                    row = run_cell(out, number, name, CASES[name], arm, seed, budget, fine)
-                    print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
-                    table = merge_row(table, row)
-                    table.to_csv(table_file, index=False, float_format="%.4f")
+    if len(table) and "source" not in table:
+        table.insert(0, "source", "deepmriprep")  # written before --sources existed
+    for source in args.sources:
+        folder = out / source
+        os.environ.update(isrnet_raw=str(folder / "raw"), isrnet_preprocessed=str(folder / "preprocessed"),
+                          isrnet_results=str(folder / "results"))
+        fine = high_resolution(source)
+        for name in args.cases:
+            number = list(CASES).index(name)
+            for arm in args.arms:
+                for seed in args.seeds:
+                    for budget in args.budgets:
+                        row = run_cell(folder, number, name, CASES[name], arm, seed, budget, fine, source)
+                        print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
+                        table = merge_row(table, row)
+                        table.to_csv(table_file, index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format="{:.2f}".format))
+    print("\nssft - start (dB) per source (role: see benchmarks/sources.py):")
+    print(spread_summary(table, "source", "gain"))
     for arm, part in table.groupby("arm"):
         fine_tuned = part[part.kept != "start"]
         print(f"{arm}: ssft >= start - 0.02 dB in {int((part.gain >= -0.02).sum())}/{len(part)} runs; the start was "

@@ -1,6 +1,7 @@
 """isr_fuse on simulated stacks: does fusing three orthogonal stacks beat the best single super-resolved stack?
 
-Quality (--parts quality): deepmriprep's brain template at 1 mm (the brain mrft never saw) acquired three times,
+Quality (--parts quality): each --sources volume at 1 mm (default deepmriprep's brain template, which mrft never saw;
+see sources.py) acquired three times,
 axial, coronal and sagittal, Gaussian 4 mm slices every 4 mm (x4); the coronal stack is taken after the head
 moved by a rigid 2 degrees / 1.5 mm about the axial (reference) stack's centre; coronal and sagittal are stored
 with their slice axis last, as DICOM series are. The fusion uses only what a user has (headers, estimated
@@ -26,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume, write_volume  # noqa: E402
-from ssft_mismatch_set import reference_brain  # noqa: E402
+from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
 STEP = 4.0
 ORIGIN = np.array([-80.0, -100.0, -70.0])
@@ -57,13 +58,13 @@ def slice_axis_last(volume: Volume, axis: int) -> Volume:
     return volume.transposed(order)
 
 
-def quality(out: Path) -> pd.DataFrame:
+def quality(out: Path, source: str = "deepmriprep") -> pd.DataFrame:
     from isrnet.evaluation.metrics import compare
     from isrnet.fusion import FuseOptions, fuse_volumes
     from isrnet.fusion.registration import volume_centre
     from isrnet.inference import Predictor
     from isrnet.inference.model_resolution import shipped_model
-    fine = Volume(reference_brain(), (1.0, 1.0, 1.0), ORIGIN, np.eye(3))
+    fine = Volume(high_resolution(source), (1.0, 1.0, 1.0), ORIGIN, np.eye(3))
     axial = thick_stack(fine, 0)
     centre = volume_centre(axial)
     rotation = Rotation.from_rotvec(np.radians(MOTION_ROTATION_VECTOR_DEG)).as_matrix()
@@ -91,6 +92,7 @@ def quality(out: Path) -> pd.DataFrame:
     rows.append({"volume": "plain average (registered)", "psnr_head": compare(grid.with_array(average), fine)["psnr_all"]})
     rows.append({"volume": "isr_fuse", "psnr_head": compare(grid, fine)["psnr_all"]})
     table = pd.DataFrame(rows)
+    table.insert(0, "source", source)
     best = table[table.volume.str.endswith("super-resolved")].psnr_head.max()
     table["vs_best_single"] = table.psnr_head - best
     print(table.to_string(index=False, float_format="{:+.2f}".format))
@@ -141,10 +143,19 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", nargs="+", choices=("quality", "speed"), default=["quality", "speed"])
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/stack_fusion"))
+    add_sources_argument(parser)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     if "quality" in args.parts:
-        quality(args.out)
+        tables = []
+        for source in args.sources:
+            print(f"== source {source}", flush=True)
+            tables.append(quality(args.out / source, source))
+        table = pd.concat(tables, ignore_index=True)
+        fused = table[table.volume == "isr_fuse"]
+        if len(tables) > 1:
+            print("\nisr_fuse over the best single super-resolved stack (dB) per source:")
+            print(spread_summary(fused, "source", "vs_best_single"))
     if "speed" in args.parts:
         speed(args.out)
 

@@ -189,3 +189,18 @@ def test_ssft_on_the_thinned_scans_never_reads_the_removed_slices(folders, monke
     assert "isrnet ssft on the thinned scans" in set(result.table.method)
     assert not (folders.preprocessed / "Dataset042_Real").exists()  # the user's dataset is left as it was
     assert len(result.table) == 2 * 3 and set(result.summary.cases) == {2}
+
+
+def test_dense_sampling_is_the_same_synthesis_at_more_positions() -> None:
+    """conditioning_factor: asking for 2x the output slices while telling the network the real gap gives the
+    same slices where the two grids meet (what the hidden-slice score reads as a continuous signal)."""
+    from isrnet.inference.predictor import PredictionSettings, Predictor
+    from isrnet.pretrained import shipped_weights
+    predictor = Predictor.from_checkpoint(shipped_weights("mrft"))
+    volume = Volume(smooth_volume((8, 32, 32), seed=3), (4.0, 1.0, 1.0))
+    plain = predictor.predict(volume, PredictionSettings(factor=4.0, slice_thickness=4.0))
+    dense = predictor.predict(volume, PredictionSettings(factor=8.0, slice_thickness=4.0, conditioning_factor=4.0))
+    told_wrong = predictor.predict(volume, PredictionSettings(factor=8.0, slice_thickness=4.0))
+    assert dense.shape[0] == 2 * plain.shape[0] - 1 and dense.spacing[0] == 0.5
+    assert np.allclose(dense.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))
+    assert not np.allclose(told_wrong.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))
