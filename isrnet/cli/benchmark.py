@@ -8,8 +8,7 @@ from pathlib import Path
 
 from isrnet.cli.common import positive_float, run_cli
 from isrnet.evaluation.baselines import SHORT_NAMES
-from isrnet.evaluation.hidden_slices import DEFAULT_KEEP_EVERY
-from isrnet.evaluation.hidden_slices_run import DEFAULT_CLASSIC
+from isrnet.evaluation.hidden_slices import DEFAULT_CLASSIC, DEFAULT_KEEP_EVERY
 from isrnet.utilities.device import DEVICES
 
 EPILOG = """examples:
@@ -28,7 +27,8 @@ EPILOG = """examples:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="isr_benchmark", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
-        description=__doc__ + " Without --hidden-slices it needs a dataset with referenceTr/. Prints a table (PSNR/SSIM over synthesised "
+        description=__doc__ + " Without --hidden-slices it needs a dataset with referenceTr/. Prints a table (PSNR/SSIM "
+        "over synthesised "
         "slices, seconds per volume) and writes to $isrnet_results/DatasetXXX/benchmark/: benchmark.csv (per "
         "case), benchmark_summary.csv/.md, qc_<case>.png and results.md (a page with table, model provenance, "
         "figures; with --ablation also ablation.csv and ablation_curves.png).")
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "./hidden_slices_<input name>)")
     parser.add_argument("--classic", nargs="+", choices=tuple(SHORT_NAMES),
                         help="classic interpolators to compare (default: all; cubic is always included, gains are "
-                             "measured against it; with --hidden-slices: linear cubic sinc, gains against the best)")
+                             "measured against it; with --hidden-slices: linear cubic, gains against the best)")
     parser.add_argument("-device", choices=DEVICES, default="cpu")
     return parser
 
@@ -83,6 +83,11 @@ def main() -> None:
         parser.error("-i needs --hidden-slices (the reference benchmark runs on a dataset: -d)")
     if args.hidden_slices and (args.factor or args.ablation):
         parser.error("--hidden-slices excludes --factor and --ablation")
+    hidden_only = {"--keep-every": args.keep_every != DEFAULT_KEEP_EVERY, "--no-ssft": not args.ssft,
+                   "--iterations": args.iterations is not None, "--adapt-minutes": args.adapt_minutes is not None,
+                   "-o": args.output is not None}
+    if not args.hidden_slices and any(hidden_only.values()):
+        parser.error(f"{', '.join(k for k, given in hidden_only.items() if given)} only work(s) with --hidden-slices")
 
     def body() -> None:
         if args.hidden_slices:

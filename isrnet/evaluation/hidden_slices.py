@@ -26,6 +26,7 @@ from isrnet.intensity import foreground_mask
 from isrnet.utilities.psnr import psnr_from_mse
 
 DEFAULT_KEEP_EVERY = 2
+DEFAULT_CLASSIC = ("linear", "cubic")  # short names (baselines.SHORT_NAMES); the windowed sinc is far slower densely
 MAX_FWHM = 3.0  # in removed-slice spacings
 FWHM_STEP = 0.25
 FWHM_GRID = tuple(round(FWHM_STEP * i, 4) for i in range(int(round(MAX_FWHM / FWHM_STEP)) + 1))
