@@ -204,3 +204,10 @@ def test_dense_sampling_is_the_same_synthesis_at_more_positions() -> None:
     assert dense.shape[0] == 2 * plain.shape[0] - 1 and dense.spacing[0] == 0.5
     assert np.allclose(dense.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))
     assert not np.allclose(told_wrong.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))
+
+
+def test_an_isotropic_scan_hides_slices_along_its_stacking_axis() -> None:
+    from isrnet.evaluation.hidden_slices import hidden_slice_axis
+    assert hidden_slice_axis((1.5, 1.5, 1.5)) == 0  # a 2D multi-slice scan at 1.5 mm iso: the file's slices
+    assert hidden_slice_axis((3.6, 3.25, 3.25)) == 0 and hidden_slice_axis((1.0, 1.0, 3.0)) == 2
+    assert hidden_slice_axis((1.0, 1.016, 1.016)) == 2

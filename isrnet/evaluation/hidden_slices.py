@@ -20,7 +20,7 @@ import numpy as np
 
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.metrics import ssim
-from isrnet.imageio.geometry import MIN_SLICES, restore_axes, slices_first
+from isrnet.imageio.geometry import MIN_SLICES, restore_axes, slice_axis_of, slices_first
 from isrnet.imageio.volume import Volume
 from isrnet.intensity import foreground_mask
 from isrnet.utilities.psnr import psnr_from_mse
@@ -57,6 +57,15 @@ def ordinal(number: int) -> str:
     """2 -> '2nd', 3 -> '3rd', 4 -> '4th' (as in 'every 2nd slice')."""
     suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
     return f"{number}{suffix}"
+
+
+def hidden_slice_axis(spacing: tuple[float, float, float]) -> int:
+    """The axis whose real slices are hidden: the largest spacing, and where array axis 0 ties for it, axis 0 (the
+    file's stacking axis: DICOM and NIfTI slices), along which a near-isotropic 2D multi-slice scan's real slices
+    lie; `slice_axis_of` alone would take the last tied axis, an in-plane one for such scans."""
+    if np.isclose(spacing[0], max(spacing), rtol=1e-4):
+        return 0
+    return slice_axis_of(spacing)
 
 
 def kept_slice_count(slices: int, keep_every: int) -> int:

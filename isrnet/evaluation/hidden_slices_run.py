@@ -31,11 +31,11 @@ from isrnet.degradation.slice_profile import SliceProfile, decide_slice_profile
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.baselines import SHORT_NAMES, classic_upsample
 from isrnet.evaluation.hidden_slices import (DEFAULT_CLASSIC, DEFAULT_KEEP_EVERY, HiddenSliceScore, ThinnedCase,
-                                             ordinal, score_output, thin_case)
+                                             hidden_slice_axis, ordinal, score_output, thin_case)
 from isrnet.evaluation.hidden_slices_report import (add_gains, blur_search_figure, qc_figure, qc_panels, summarise,
                                                     terminal_text, write_page)
 from isrnet.experiment_planning.plans_file import plans_path
-from isrnet.imageio.geometry import factor_of, slice_axis_of, slices_first
+from isrnet.imageio.geometry import factor_of, slices_first
 from isrnet.imageio.reader_writer import read_volumes, write_volume
 from isrnet.imageio.volume import Volume
 from isrnet.inference.adaptation import AdaptationOptions, adapt_to_case
@@ -102,7 +102,7 @@ def _dataset_scans(dataset: str) -> list[Scan]:
     for name, path in cases.items():
         volume = read_volumes(path)[0]
         plan = plans["cases"].get(name, {})
-        axis = plan.get("slice_axis", slice_axis_of(volume.spacing))
+        axis = plan.get("slice_axis", hidden_slice_axis(volume.spacing))
         if plan.get("slice_thickness"):
             profile = SliceProfile(float(plan["slice_thickness"]), plan.get("slice_profile", "gaussian"),
                                    plan.get("thickness_source", "plans"), plan.get("profile_source", "plans"), 1.0)
@@ -120,7 +120,7 @@ def _folder_scans(source: Path) -> list[Scan]:
         volumes = read_volumes(path)
         for index, volume in enumerate(volumes):
             name = case_name(path) if len(volumes) == 1 else f"{case_name(path)}_vol{index:03d}"
-            axis = slice_axis_of(volume.spacing)
+            axis = hidden_slice_axis(volume.spacing)
             stack = slices_first(volume, axis)
             scans.append(Scan(name, volume, axis, decide_slice_profile(stack.array, stack.spacing,
                                                                        volume.slice_thickness)))
