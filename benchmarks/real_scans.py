@@ -42,6 +42,16 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     return table
 
 
+def ssft_record(out: Path, name: str) -> str:
+    """'N it, kept X' of the scan's ssft on the thinned scan (its run in the evaluation's workspace)."""
+    from isrnet.runs import RunRecord
+    found = sorted((out / name / "workspace" / "results").glob("*/ssft/debug.json"))
+    if not found:
+        return ""
+    record = RunRecord.load(found[0])
+    return f"{record.iterations_done} it, kept {(record.guard or {}).get('kept', '?')}"
+
+
 def short(method: str) -> str:
     return (method.replace("isrnet ", "").replace(" (no fine-tuning)", "").replace(" on the thinned scans", " thinned")
             .replace("adapted per case", "adapted"))
@@ -60,7 +70,7 @@ def main() -> None:
     args = parser.parse_args()
     out = args.out.resolve()
     if args.report:
-        report(pd.read_csv(out / "real_scans.csv"))
+        report(pd.read_csv(out / "real_scans.csv"), out)
         return
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("isrnet_results", str(out / "user_results"))  # where the start weights are looked for
@@ -70,10 +80,10 @@ def main() -> None:
         rows = run_scan(name, out, args)
         table = pd.concat([table[table.scan != name] if len(table) else table, rows], ignore_index=True)
         table.to_csv(table_file, index=False, float_format="%.4f")
-    report(table)
+    report(table, out)
 
 
-def report(table: pd.DataFrame) -> None:
+def report(table: pd.DataFrame, out: Path) -> None:
     """The per-scan gains, then per method: mean, worst, best and spread over scans, and who wins each scan."""
     table = table.assign(short=table.method.map(short))
     wide = table.pivot_table(index="scan", columns="short", values="gain_vs_best_classic_dB", sort=False)
@@ -81,6 +91,7 @@ def report(table: pd.DataFrame) -> None:
                 .map("{:.2f}".format))
     wide.insert(1, "factor (yours -> network)", table.groupby("scan", sort=False).apply(
         lambda part: f"{part.user_factor.iloc[0]:.2f} -> {part.network_factor.iloc[0]:.2f}", include_groups=False))
+    wide["ssft run"] = [ssft_record(out, scan) for scan in wide.index]
     print("gain over each scan's best classic interpolant (dB):")
     print(wide.to_string(float_format="{:+.2f}".format))
     networks = table[table.role != "classic"]
