@@ -41,6 +41,7 @@ from isrnet.imageio.volume import Volume
 from isrnet.inference.adaptation import AdaptationOptions, adapt_to_case
 from isrnet.inference.predict_files import find_inputs
 from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.pretrained import shipped_weights
 from isrnet.runs import runs_of
 from isrnet.stages import STAGES
 from isrnet.training.initialization import stage_weights
@@ -184,7 +185,7 @@ def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
 def _network_method(label: str, role: str, predictor: Predictor) -> Method:
     def predict(case: ThinnedCase, scan: Scan) -> Volume:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # beyond the trained factors: said once in the report, not per case
+            warnings.simplefilter("ignore")  # the told gap (K x the scan's factor) is the table's network_factor
             return predictor.predict(case.thinned, _dense_settings(case, scan))
     return Method(label, role, predict)
 
@@ -216,9 +217,8 @@ def _start_weights(dataset: str | None) -> tuple[Path, str]:
     found = stage_weights("mrft", number)
     if found is None:
         raise IsrnetError("no mrft weights: neither a trained mrft run nor the shipped weights were found")
-    weights, description = found
-    shipped = "shipped" in description
-    return weights, ("isrnet shipped mrft weights (no fine-tuning)" if shipped else
+    weights = found[0]
+    return weights, ("isrnet shipped mrft weights (no fine-tuning)" if weights == shipped_weights("mrft") else
                      f"isrnet mrft (Dataset{int(number):03d}, no fine-tuning)")
 
 
