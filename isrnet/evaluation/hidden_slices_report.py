@@ -119,7 +119,7 @@ def blur_search_figure(curves: pd.DataFrame, path: Path) -> None:
                                 layout="constrained")
     for axis, name in zip(axes.ravel(), names):
         for method, part in curves[curves.case == name].groupby("method", sort=False):
-            axis.plot(part.fwhm_spacings, part.psnr, marker=".", label=method[:48])
+            axis.plot(part.fwhm_spacings, part.psnr, marker=".", label=textwrap.fill(method, 40))
         axis.set_title(name, fontsize=10)
         axis.set_xlabel("blur FWHM (x slice spacing)")
         axis.set_ylabel("PSNR (dB)")
