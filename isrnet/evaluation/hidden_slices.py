@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from isrnet.errors import IsrnetError
-from isrnet.evaluation.metrics import ssim
+from isrnet.evaluation.metrics import data_range_of, psnr, ssim
 from isrnet.imageio.geometry import MIN_SLICES, restore_axes, slice_axis_of, slices_first
 from isrnet.imageio.volume import Volume
 from isrnet.intensity import foreground_mask
-from isrnet.utilities.psnr import psnr_from_mse
 
 DEFAULT_KEEP_EVERY = 2
 DEFAULT_CLASSIC = ("linear", "cubic")  # short names (baselines.SHORT_NAMES); the windowed sinc is far slower densely
@@ -96,32 +95,24 @@ def thin_case(name: str, volume: Volume, slice_axis: int, keep_every: int = DEFA
     truth = array[removed]
     if not head.any():
         raise IsrnetError(f"{name}: the removed slices hold no foreground to compare")
-    data_range = float(np.percentile(truth[head], 99.9) - truth[head].min()) or float(abs(truth[head].max())) or 1.0
-    return ThinnedCase(name, restore_axes(thinned, slice_axis), truth, removed, head, data_range, slice_axis,
-                       keep_every, float(stack.spacing[0]))
+    return ThinnedCase(name, restore_axes(thinned, slice_axis), truth, removed, head, data_range_of(truth[head]),
+                       slice_axis, keep_every, float(stack.spacing[0]))
 
 
 def blur_weights(output_count: int, step: float, positions: np.ndarray, fwhm: float) -> np.ndarray:
     """[len(positions), output_count]: the output slices' weights in the Gaussian-blurred (FWHM `fwhm`) continuous
     signal that is linear between output slices `step` apart, sampled at `positions` (all in scan slices; the
-    signal is held constant beyond its ends)."""
-    if fwhm <= 0:
-        index = np.clip(np.asarray(positions, dtype=np.float64) / step, 0, output_count - 1)
-        low = np.floor(index).astype(int)
-        high = np.minimum(low + 1, output_count - 1)
-        weights = np.zeros((len(index), output_count))
-        rows = np.arange(len(index))
-        np.add.at(weights, (rows, low), 1.0 - (index - low))
-        np.add.at(weights, (rows, high), index - low)
-        return weights
+    signal is held constant beyond its ends). Width 0 samples the linear signal itself."""
     sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
     fine_step = step / _QUADRATURE
-    reach = 4.0 * sigma
     weights = np.zeros((len(positions), output_count))
-    for row, position in enumerate(positions):
-        x = np.arange(position - reach, position + reach + fine_step / 2, fine_step)
-        kernel = np.exp(-0.5 * ((x - position) / sigma) ** 2)
-        kernel /= kernel.sum()
+    for row, position in enumerate(np.asarray(positions, dtype=np.float64)):
+        if sigma > 0:
+            x = np.arange(position - 4.0 * sigma, position + 4.0 * sigma + fine_step / 2, fine_step)
+            kernel = np.exp(-0.5 * ((x - position) / sigma) ** 2)
+            kernel /= kernel.sum()
+        else:
+            x, kernel = np.array([position]), np.ones(1)
         index = np.clip(x / step, 0, output_count - 1)
         low = np.floor(index).astype(int)
         high = np.minimum(low + 1, output_count - 1)
@@ -154,7 +145,7 @@ def score_output(case: ThinnedCase, output: Volume, with_ssim: bool = True) -> H
     for fwhm in FWHM_GRID:
         estimate = (blur_weights(dense.shape[0], step, case.removed.astype(np.float64), fwhm) @ flat)
         estimate = estimate.reshape(truth.shape)
-        curve[fwhm] = psnr_from_mse(float(np.mean((estimate[case.mask] - truth[case.mask]) ** 2)), case.data_range)
+        curve[fwhm] = psnr(estimate, truth, case.mask, case.data_range)
         if best is None or curve[fwhm] > curve[best]:
             best, best_estimate = fwhm, estimate
     score = float("nan")

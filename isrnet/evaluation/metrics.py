@@ -41,6 +41,13 @@ def synthesised_slices(reference: Volume, slice_axis: int, input_positions: np.n
     return distance > 0.25 * reference.spacing[slice_axis]
 
 
+def data_range_of(truth: np.ndarray) -> float:
+    """The data range of the truth's voxels (inside the mask): 99.9th percentile - minimum; for a constant truth
+    its value (or 1)."""
+    value = float(np.percentile(truth, 99.9) - truth.min())
+    return value if value > 0 else float(abs(truth.max())) or 1.0
+
+
 def psnr(prediction: np.ndarray, reference: np.ndarray, mask: np.ndarray, data_range: float) -> float:
     """PSNR inside `mask`."""
     return psnr_from_mse(float(np.mean((prediction[mask].astype(np.float64) - reference[mask]) ** 2)), data_range)
@@ -64,9 +71,7 @@ def compare(prediction: Volume, reference: Volume, slice_axis: int | None = None
     mask = foreground_mask(truth, high_percentile=99.9) & np.isfinite(values)
     if not mask.any():
         raise ValueError("prediction and reference do not overlap inside the reference foreground")
-    data_range = float(np.percentile(truth[mask], 99.9) - truth[mask].min())
-    if data_range <= 0:  # a constant reference: fall back to its value (or 1)
-        data_range = float(abs(truth[mask].max())) or 1.0
+    data_range = data_range_of(truth[mask])
     result = {"psnr_all": psnr(values, truth, mask, data_range), "ssim_all": ssim(values, truth, mask, data_range),
               "data_range": data_range, "voxels_compared": int(mask.sum())}
     if input_positions is not None and slice_axis is not None:
