@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -93,16 +93,20 @@ class HiddenSliceResult:
 
 # ---- the scans -------------------------------------------------------------------------------------------------
 
-def _dataset_scans(dataset: str) -> list[Scan]:
+def _dataset_plans(dataset: str | None) -> dict:
+    """The dataset's plans where it was planned (the per-case profiles and the mrft dataset), else none."""
+    return load_json(plans_path(dataset)) if dataset and plans_path(dataset).is_file() else {}
+
+
+def _dataset_scans(dataset: str, plans: dict) -> list[Scan]:
     info, cases = training_cases(dataset)
     if info.kind != "target":
         raise IsrnetError(f"{dataset} is of kind '{info.kind}': the hidden-slice evaluation needs anisotropic "
                           f"scans (kind target)")
-    plans = load_json(plans_path(dataset)) if plans_path(dataset).is_file() else {"cases": {}}
     scans = []
     for name, path in cases.items():
         volume = read_volumes(path)[0]
-        plan = plans["cases"].get(name, {})
+        plan = plans.get("cases", {}).get(name, {})
         axis = plan.get("slice_axis", hidden_slice_axis(volume.spacing))
         if plan.get("slice_thickness"):
             profile = SliceProfile(float(plan["slice_thickness"]), plan.get("slice_profile", "gaussian"),
@@ -182,23 +186,25 @@ def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
                               conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
 
 
+def _predict_dense(predictor: Predictor, case: ThinnedCase, scan: Scan) -> Volume:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the told gap (K x the scan's factor) is the table's network_factor
+        return predictor.predict(case.thinned, _dense_settings(case, scan))
+
+
 def _network_method(label: str, role: str, predictor: Predictor) -> Method:
-    def predict(case: ThinnedCase, scan: Scan) -> Volume:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the told gap (K x the scan's factor) is the table's network_factor
-            return predictor.predict(case.thinned, _dense_settings(case, scan))
-    return Method(label, role, predict)
+    return Method(label, role, lambda case, scan: _predict_dense(predictor, case, scan))
 
 
 def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -> Method:
     def predict(case: ThinnedCase, scan: Scan) -> Volume:
         settings = PredictionSettings(slice_thickness=scan.profile.thickness_mm, slice_axis=case.slice_axis,
                                       thickness_source="full scan")
-        adapted, _ = adapt_to_case(start, scan.name, case.thinned, settings, scan.profile,
-                                   AdaptationOptions(minutes=options.adapt_minutes, seed=options.seed or 12345))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return adapted.predict(case.thinned, _dense_settings(case, scan))
+        adaptation = AdaptationOptions(minutes=options.adapt_minutes)  # its own default seed unless one is given
+        if options.seed is not None:
+            adaptation = replace(adaptation, seed=options.seed)
+        adapted, _ = adapt_to_case(start, scan.name, case.thinned, settings, scan.profile, adaptation)
+        return _predict_dense(adapted, case, scan)
     return Method(label, role="adapted", predict=predict)
 
 
@@ -208,12 +214,10 @@ def _classic_method(name: str) -> Method:
                                                                           case.slice_axis, method))
 
 
-def _start_weights(dataset: str | None) -> tuple[Path, str]:
-    """The weights ssft would start from: the dataset's plans' mrft dataset (else the default's) result, else
-    the shipped mrft weights."""
-    number = DEFAULT_STAGE_DATASETS["mrft"]
-    if dataset and plans_path(dataset).is_file():
-        number = load_json(plans_path(dataset)).get("stage_datasets", {}).get("mrft", number)
+def _start_weights(plans: dict) -> tuple[Path, str]:
+    """The weights ssft would start from: the plans' mrft dataset's (else the default's) result, else the
+    shipped mrft weights."""
+    number = plans.get("stage_datasets", {}).get("mrft", DEFAULT_STAGE_DATASETS["mrft"])
     found = stage_weights("mrft", number)
     if found is None:
         raise IsrnetError("no mrft weights: neither a trained mrft run nor the shipped weights were found")
@@ -277,13 +281,14 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
     device = resolve_device(options.device)
     dataset = None if isinstance(source, Path) else resolve_dataset(source)
     folder_source = source if isinstance(source, Path) else None
-    scans = _dataset_scans(dataset) if dataset else _folder_scans(folder_source)
+    plans = _dataset_plans(dataset)
+    scans = _dataset_scans(dataset, plans) if dataset else _folder_scans(folder_source)
     cases = thinned_cases(scans, options.keep_every, log)
     output = _output_folder(dataset, folder_source, options)
     _check_output(output, folder_source)
     output.mkdir(parents=True, exist_ok=True)
 
-    start_path, start_label = _start_weights(dataset)
+    start_path, start_label = _start_weights(plans)
     start = Predictor.from_checkpoint(start_path, device)
     methods = [_classic_method(name) for name in SHORT_NAMES if name in options.classic]
     methods.append(_network_method(start_label, "pretrained", start))
