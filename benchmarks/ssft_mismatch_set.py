@@ -21,7 +21,7 @@ can be run in parts; the summary covers every cell in it, per source and over al
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +32,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
+from isrnet import paths  # noqa: E402
 from isrnet.degradation import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
 from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
@@ -158,19 +159,13 @@ def main() -> None:
     if len(table) and "source" not in table:
         table.insert(0, "source", "deepmriprep")  # written before --sources existed
     for source in args.sources:
-        folder = out / source
-        os.environ.update(isrnet_raw=str(folder / "raw"), isrnet_preprocessed=str(folder / "preprocessed"),
-                          isrnet_results=str(folder / "results"))
-        fine = high_resolution(source)
-        for name in args.cases:
-            number = list(CASES).index(name)
-            for arm in args.arms:
-                for seed in args.seeds:
-                    for budget in args.budgets:
-                        row = run_cell(folder, number, name, CASES[name], arm, seed, budget, fine, source)
-                        print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
-                        table = merge_row(table, row)
-                        table.to_csv(table_file, index=False, float_format="%.4f")
+        folder, fine = out / source, high_resolution(source)
+        with paths.folders_under(folder):
+            for name, arm, seed, budget in itertools.product(args.cases, args.arms, args.seeds, args.budgets):
+                row = run_cell(folder, list(CASES).index(name), name, CASES[name], arm, seed, budget, fine, source)
+                print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
+                table = merge_row(table, row)
+                table.to_csv(table_file, index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format="{:.2f}".format))
     print("\nssft - start (dB) per source (role: see benchmarks/sources.py):")
     print(spread_summary(table, "source", "gain"))
