@@ -132,7 +132,7 @@ class HiddenSliceScore:
     estimate: np.ndarray  # the removed slices as this method predicts them at the best width [R, H, W]
 
 
-def score_output(case: ThinnedCase, output: Volume, with_ssim: bool = True) -> HiddenSliceScore:
+def score_output(case: ThinnedCase, output: Volume) -> HiddenSliceScore:
     """Score one method's output on `case.thinned`'s upsampled grid at factor `case.samples`."""
     dense = slices_first(output, case.slice_axis).array.astype(np.float64)
     step = 1.0 / SAMPLES_PER_SLICE  # output slices per scan slice
@@ -148,9 +148,7 @@ def score_output(case: ThinnedCase, output: Volume, with_ssim: bool = True) -> H
         curve[fwhm] = psnr(estimate, truth, case.mask, case.data_range)
         if best is None or curve[fwhm] > curve[best]:
             best, best_estimate = fwhm, estimate
-    score = float("nan")
-    if with_ssim:
-        score = float(np.mean([ssim(best_estimate[i], truth[i], case.mask[i], case.data_range)
-                               for i in range(len(truth)) if case.mask[i].any()]))
+    score = float(np.mean([ssim(best_estimate[i], truth[i], case.mask[i], case.data_range)
+                           for i in range(len(truth)) if case.mask[i].any()]))
     return HiddenSliceScore(curve[best], best, best in (FWHM_GRID[0], FWHM_GRID[-1]), curve[0.0], score, curve,
                             best_estimate.astype(np.float32))
