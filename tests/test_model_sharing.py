@@ -209,3 +209,21 @@ def test_shipped_weights_are_used_and_named(trained, tmp_path, monkeypatch, caps
     assert "model shipped mrft weights (isrnet/pretrained/mrft.pth: trained on Dataset001_Spheres, 4 " \
            "iterations" in result.err
     assert read_volume(tmp_path / "out" / "other.nii.gz").array.shape[0] > volume.shape[0]
+
+
+EARLIER_ARCHIVE = Path(__file__).parent / "data" / "spheres_ssft_3cd1c9b.zip"
+
+
+def test_archive_of_an_earlier_version_installs_and_predicts_the_same(folders, monkeypatch, capsys) -> None:
+    """An archive isr_export_model wrote before plans were typed (plans format 3) installs, its plans are migrated,
+    and it predicts what the version that wrote it predicted."""
+    result = install(monkeypatch, capsys, str(EARLIER_ARCHIVE))
+    assert result.code == 0, result.err
+    run = folders.results / DATASET / "ssft"
+    volume = simulate_thick_slices(spheres_phantom((40, 40, 40), seed=2), 0, 4, 4.0)[0]
+    predictor = Predictor.from_run(run)
+    out, spacing = predictor.predict_array(volume[2:8, 8:32, 8:32], (4.0, 1.0, 1.0),
+                                           PredictionSettings(factor=4.0, slice_thickness=4.0))
+    expected = np.load(EARLIER_ARCHIVE.with_name("spheres_ssft_3cd1c9b_prediction.npz"))["prediction"]
+    assert spacing == (1.0, 1.0, 1.0)
+    np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4 * float(np.abs(expected).max()))
