@@ -27,7 +27,7 @@ from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
-from isrnet.degradation import simulate_thick_slices  # noqa: E402
+from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
 from sources import HR_SOURCES, add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
@@ -63,7 +63,7 @@ def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataF
     from isrnet.evaluation.baselines import classic_upsample
     from isrnet.evaluation.metrics import compare
     from isrnet.imageio.geometry import input_slice_positions
-    from isrnet.inference import PredictionSettings, Predictor
+    from isrnet.inference import Predictor
     t1 = high_resolution(source)
     cases = {mapping: acquisition(contrast(t1, mapping)) for mapping in MAPPINGS}
     predictors = {path: Predictor.from_checkpoint(path) for path in weights}
@@ -72,8 +72,8 @@ def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataF
         positions = input_slice_positions(low, 0)
         cubic = compare(classic_upsample(low, SPACING, 0, "cubic B-spline"), reference, 0, positions)["psnr_synth"]
         for path, predictor in predictors.items():
-            settings, profile = predictor.with_slice_profile(low, PredictionSettings())
-            output = predictor.predict(low, settings)
+            result = predictor.run(low)
+            output, profile = result.volume, result.slice_profile
             psnr = compare(output, reference, 0, positions)["psnr_synth"]
             rows.append({"source": source, "weights": str(path), "contrast": mapping, "cubic": cubic, "isrnet": psnr,
                          "gain": psnr - cubic, "thickness_mm": profile.thickness_mm})

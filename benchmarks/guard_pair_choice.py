@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from isrnet.experiment_planning.plans_file import plans_beside
 from isrnet.inference.predictor import Predictor
 from isrnet.preprocessing.preprocessor import load_training_cases
 from isrnet.runs import DEBUG_FILE
@@ -44,15 +45,15 @@ def mean_psnr(network: torch.nn.Module, batches: list) -> float:
 
 
 def score_run(run: Path, batches: int, noise_matching: bool) -> list[dict]:
-    plans, debug = load_json(run / "plans.json"), load_json(run / DEBUG_FILE)
+    plans, debug = plans_beside(run), load_json(run / DEBUG_FILE)
     cases = load_training_cases(run.parent.name, plans)
     start, tuned = (Predictor.from_checkpoint(run / f"checkpoint_{name}.pth").network for name in ("start", "latest"))
-    context = plans["network"]["kwargs"]["context"]
+    context = plans.network["kwargs"]["context"]
     rows = []
     for label, (pairs, split) in CONSTRUCTIONS.items():
-        options = {**plans["sampler"], "pairs": pairs, "noise_matching": noise_matching}
+        options = {**plans.sampler, "pairs": pairs, "noise_matching": noise_matching}
         pairs_drawn = fixed_batches(build_sampler(options, cases, context, split), batches,
-                                    plans["training"]["batch_size"], plans["training"]["patch_size"],
+                                    plans.training.batch_size, plans.training.patch_size,
                                     debug["config"]["seed"])
         start_psnr, tuned_psnr = mean_psnr(start, pairs_drawn), mean_psnr(tuned, pairs_drawn)
         rows.append({"run": f"{run.parent.name}/{run.name}", "pairs": label, "start": start_psnr,

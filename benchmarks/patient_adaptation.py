@@ -70,7 +70,7 @@ def stored_with_slice_axis_on(volume: Volume, axis: int) -> Volume:
 
 def write_dataset(folder: Path) -> None:
     from dataset_conversion.staging import write_dataset_json
-    from isrnet.evaluation.benchmark import SIMULATED_ACQUISITION_KEY
+    from isrnet.benchmarking.benchmark import SIMULATED_ACQUISITION_KEY
     templates = {source: high_resolution(source) for source in dict.fromkeys(c[0] for c in CASES.values())}
     truth = {}
     for index, (name, (template, axis, acquisition, stored_on)) in enumerate(CASES.items()):
@@ -78,7 +78,7 @@ def write_dataset(folder: Path) -> None:
         low, reference = make_case(fine, acquisition, seed=index)
         write_volume(stored_with_slice_axis_on(low, stored_on), folder / "imagesTr" / f"{name}.nii.gz")
         write_volume(stored_with_slice_axis_on(reference, stored_on), folder / "referenceTr" / f"{name}.nii.gz")
-        truth[name] = {"slice_thickness_mm": acquisition.thickness, "slice_profile": acquisition.family,
+        truth[name] = {"thickness_mm": acquisition.thickness, "family": acquisition.family,
                        "slice_spacing_mm": acquisition.spacing}
     write_dataset_json(folder, DATASET.split("_", 1)[1], "target", ".nii.gz", len(CASES),
                        f"patient-level adaptation benchmark: {len(CASES)} simulated acquisitions of "
@@ -101,7 +101,8 @@ def score(output: Path, references: Path) -> dict[str, float]:
 
 def run_seed(out: Path, seed: int, adapt_minutes: float, dataset_minutes: float | None,
              adapt_overrides: dict | None = None, label: str = "") -> pd.DataFrame:
-    from isrnet.inference import AdaptationOptions, PredictOptions, predict_paths
+    from isrnet.inference import PredictOptions, predict_paths
+    from isrnet.training import AdaptationOptions
     from isrnet.runs import Run
     from isrnet.training import TrainingOptions, run_training
     from isrnet.utilities.files import load_json

@@ -12,7 +12,6 @@ Usage: python benchmarks/prediction_speed_memory.py [-m CHECKPOINT] [--cases spe
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile

@@ -25,7 +25,7 @@ from sources import REAL_SCANS, real_scan_file, spread_summary  # noqa: E402
 
 
 def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
-    from isrnet.evaluation import HiddenSliceOptions, run_hidden_slices
+    from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
     from isrnet.imageio.formats import image_ending
     source = real_scan_file(name)
     inputs = out / "inputs" / name

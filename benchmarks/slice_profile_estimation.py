@@ -29,8 +29,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py beside this script
 
-from isrnet.degradation import simulate_thick_slices  # noqa: E402
-from isrnet.degradation.estimation import estimate_slice_profile  # noqa: E402
+from isrnet.acquisition import simulate_thick_slices  # noqa: E402
+from isrnet.acquisition.estimation import estimate_slice_profile  # noqa: E402
 from isrnet.errors import IsrnetError  # noqa: E402
 from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
 from ssft_mismatch_set import rician_noise  # noqa: E402

@@ -33,7 +33,7 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
 from isrnet import paths  # noqa: E402
-from isrnet.degradation import simulate_thick_slices  # noqa: E402
+from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
 from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
@@ -94,28 +94,28 @@ def make_case(fine: np.ndarray, acquisition: Acquisition, seed: int) -> tuple[Vo
 
 def write_case(folder: Path, name: str, low: Volume, reference: Volume, acquisition: Acquisition) -> None:
     from dataset_conversion.staging import write_dataset_json
-    from isrnet.evaluation.benchmark import SIMULATED_ACQUISITION_KEY
+    from isrnet.benchmarking.benchmark import SIMULATED_ACQUISITION_KEY
     from isrnet.imageio import write_volume
     write_volume(low, folder / "imagesTr" / "brain.nii.gz")
     write_volume(reference, folder / "referenceTr" / "brain.nii.gz")
     write_dataset_json(folder, name, "target", ".nii.gz", 1, f"benchmark case {acquisition}", "MIT",
-                       extra={SIMULATED_ACQUISITION_KEY: {"brain": {"slice_thickness_mm": acquisition.thickness,
-                                                                    "slice_profile": acquisition.family,
+                       extra={SIMULATED_ACQUISITION_KEY: {"brain": {"thickness_mm": acquisition.thickness,
+                                                                    "family": acquisition.family,
                                                                     "slice_spacing_mm": acquisition.spacing}}})
 
 
 def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: str, seed: int, budget: float,
              fine: np.ndarray, source: str = "deepmriprep") -> dict:
     """Plan, fine-tune and benchmark one (case, arm, seed, budget)."""
-    from isrnet.evaluation import BenchmarkOptions, run_benchmark
+    from isrnet.benchmarking import BenchmarkOptions, run_benchmark
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
     from isrnet.training import TrainingOptions, run_training
     dataset = f"Dataset{800 + 2 * number + (arm == 'old'):03d}_{name.replace('.', '')}{arm.title()}"
     folder = out / "raw" / dataset
     if not (folder / "dataset.json").is_file():
         write_case(folder, dataset.split("_", 1)[1], *make_case(fine, acquisition, seed=0), acquisition)
-    overrides = {} if arm == "estimated" else {"cases.*.slice_thickness": acquisition.spacing,
-                                               "cases.*.slice_profile": "gaussian"}
+    overrides = {} if arm == "estimated" else {"cases.*.slice_profile.thickness_mm": acquisition.spacing,
+                                               "cases.*.slice_profile.family": "gaussian"}
     plans = plan_and_preprocess(dataset, PlanOptions(overrides=overrides))
     tag = f"s{seed}b{budget:g}"
     run = run_training(dataset, "ssft", TrainingOptions(budget_minutes=budget, seed=seed, tag=tag))
@@ -124,9 +124,9 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     start = next(m.label for m in result.models if m.role == "mrft")
     record = run.record()
     psnr = result.summary["psnr_synth"]
-    case_plan = plans["cases"]["brain"]
+    case_plan = plans.cases["brain"]
     return {"source": source, "case": name, "arm": arm, "seed": seed, "budget_min": budget,
-            "thickness_mm": case_plan["slice_thickness"], "true_thickness_mm": acquisition.thickness,
+            "thickness_mm": case_plan.slice_profile.thickness_mm, "true_thickness_mm": acquisition.thickness,
             "iterations": record.iterations_done, "cubic": psnr["cubic B-spline"], "start": psnr[start],
             "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": (record.guard or {}).get("kept", "")}
 

@@ -25,7 +25,7 @@ from scipy.spatial.transform import Rotation
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
-from isrnet.degradation import simulate_thick_slices  # noqa: E402
+from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume, write_volume  # noqa: E402
 from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
 

@@ -1,6 +1,6 @@
 """A simulated clinical thick-slice acquisition of a fine volume, with exact geometry.
 
-The voxel values come from `isrnet.degradation.simulate_thick_slices` (the one slice-profile
+The voxel values come from `isrnet.acquisition.simulate_thick_slices` (the one slice-profile
 simulation); this module only adds the geometry: low-resolution slice k lies at fine index
 `positions[k]` along the slice axis, so its spacing there is `step` fine voxels.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.imageio.volume import Volume
 from dataset_conversion.resampling import crop
 

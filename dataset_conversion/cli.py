@@ -8,6 +8,7 @@ from typing import Callable
 
 from isrnet.cli.common import positive_float, positive_int, run_cli
 from isrnet.errors import IsrnetError
+from isrnet.stages import DatasetKind
 from dataset_conversion.demo_brain import convert_demo_brain
 from dataset_conversion.generic_folder import convert_folder
 from dataset_conversion.hr_mr import convert_hr_mr
@@ -56,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
     folder = user_command("folder", "a folder of NIfTI/NRRD/MHA images or DICOM series (or videos with "
                           "--kind video)", "folder of images, DICOM series sub-folders, or one DICOM series", "")
-    folder.add_argument("--kind", default="target", choices=["target", "hr_mr", "video"],
+    folder.add_argument("--kind", default=str(DatasetKind.TARGET), choices=[str(k) for k in DatasetKind],
                         help="target: scans to super-resolve (default); hr_mr: isotropic high-res MR for "
                              "fine-tuning; video: clips for pre-training")
     folder.add_argument("--slice-thickness", type=positive_float, default=None, metavar="MM",

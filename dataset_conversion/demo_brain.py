@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from isrnet.evaluation.benchmark import SIMULATED_ACQUISITION_KEY
+from isrnet.benchmarking.benchmark import SIMULATED_ACQUISITION_KEY
 from isrnet.imageio.reader_writer import read_volume, write_volume
 from isrnet.imageio.volume import Volume
 from dataset_conversion.acquisition import fit_to_step, simulate_acquisition, superior_inferior_axis
@@ -47,7 +47,7 @@ def _fill(folder: Path) -> None:
     lr, hr = make_demo_pair(template)
     write_volume(lr, folder / "imagesTr" / f"{CASE}.nii.gz", "float32")
     write_volume(hr, folder / "referenceTr" / f"{CASE}.nii.gz", "float32")
-    thickness = float(lr.slice_thickness)
+    thickness = float(lr.dicom_thickness_mm)
     write_dataset_json(
         folder, "DemoBrain", "target", ".nii.gz", 1,
         description=(f"Simulated clinical axial acquisition: deepmriprep 0.3.0 Template_05mm_bet (0.5 mm "
@@ -57,7 +57,7 @@ def _fill(folder: Path) -> None:
                      f"{STEP}k). imagesTr: LR {lr.shape}, spacing {lr.spacing}; referenceTr: 1 mm HR "
                      f"{hr.shape}. An average template: smoother than a real scan, metrics are optimistic."),
         licence="MIT (deepmriprep, https://github.com/wwu-mmll/deepmriprep)",
-        extra={SIMULATED_ACQUISITION_KEY: {CASE: {"slice_thickness_mm": thickness, "slice_profile": "gaussian",
+        extra={SIMULATED_ACQUISITION_KEY: {CASE: {"thickness_mm": thickness, "family": "gaussian",
                                                   "slice_spacing_mm": float(max(lr.spacing))}}})
     notice(f"{FOLDER_NAME}: LR {lr.shape} at {lr.spacing} mm, HR {hr.shape} at {hr.spacing} mm "
            f"({time.time() - started:.1f} s)")

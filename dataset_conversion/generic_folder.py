@@ -3,7 +3,7 @@
 Images: NIfTI / NRRD / MetaImage files in the folder, DICOM series in sub-folders (at any depth), or
 a folder that is itself one DICOM series. Every case is written as `.nii.gz` with its geometry; a 4D
 file gives one case per volume. DICOM SliceThickness (0018,0050) goes to dataset.json's per-case
-`slice_thickness_mm`. With kind='video', video files and frame folders become greyscale PNG frame
+`dicom_slice_thickness_mm` (a header fact: planning checks it is plausible). With kind='video', video files and frame folders become greyscale PNG frame
 folders, split at detected scene cuts.
 """
 from __future__ import annotations
@@ -17,6 +17,7 @@ from isrnet.imageio.formats import IMAGE_ENDINGS, image_ending, is_dicom_folder
 from isrnet.imageio.geometry import is_isotropic
 from isrnet.imageio.reader_writer import read_volumes, write_volume
 from isrnet.imageio.video import read_clip
+from isrnet.stages import DatasetKind
 from dataset_conversion.scene_cuts import detect_scene_cuts, split_at_cuts
 from dataset_conversion.staging import (build_dataset, dataset_folder_name, notice, write_dataset_json,
                                         write_frames)
@@ -46,7 +47,7 @@ def find_image_cases(source: Path) -> dict[str, Path]:
 
 
 def _fill_images(folder: Path, cases: dict[str, Path], kind: str, name: str, source: Path,
-                 slice_thickness_mm: float | None) -> None:
+                 thickness_mm: float | None) -> None:
     header: dict[str, float] = {}  # DICOM SliceThickness per case: a header fact, checked for plausibility at planning
     written = 0
     for case, path in cases.items():
@@ -55,20 +56,20 @@ def _fill_images(folder: Path, cases: dict[str, Path], kind: str, name: str, sou
             notice(f"{path.name}: 4D image, written as {len(volumes)} cases {case}_vol000 ...")
         for index, volume in enumerate(volumes):
             out = case if len(volumes) == 1 else f"{case}_vol{index:03d}"
-            if kind == "hr_mr" and not is_isotropic(volume.spacing):
+            if kind == DatasetKind.HR_MR and not is_isotropic(volume.spacing):
                 notice(f"warning: {out} has spacing {volume.spacing} mm: not isotropic, the planner's "
                        f"isotropy check will flag it for stage 2")
             write_volume(volume, folder / "imagesTr" / f"{out}.nii.gz")
-            if volume.slice_thickness is not None:
-                header[out] = float(volume.slice_thickness)
-                if slice_thickness_mm is not None and abs(volume.slice_thickness - slice_thickness_mm) > 0.01 * slice_thickness_mm:
-                    notice(f"{out}: DICOM SliceThickness {volume.slice_thickness} mm differs from --slice-thickness "
-                           f"{slice_thickness_mm} mm; using {slice_thickness_mm} mm")
+            if volume.dicom_thickness_mm is not None:
+                header[out] = float(volume.dicom_thickness_mm)
+                if thickness_mm is not None and abs(volume.dicom_thickness_mm - thickness_mm) > 0.01 * thickness_mm:
+                    notice(f"{out}: DICOM SliceThickness {volume.dicom_thickness_mm} mm differs from --slice-thickness "
+                           f"{thickness_mm} mm; using {thickness_mm} mm")
             written += 1
     write_dataset_json(folder, name, kind, ".nii.gz", written,
                        description=f"Converted by isr_convert folder from {source} ({written} cases).",
                        licence="as of the source data",
-                       slice_thickness_mm=None if slice_thickness_mm is None else float(slice_thickness_mm),
+                       thickness_mm=None if thickness_mm is None else float(thickness_mm),
                        extra={DICOM_THICKNESS_KEY: header} if header else None)
     notice(f"{name}: {written} cases written")
 
@@ -90,28 +91,28 @@ def _fill_video(folder: Path, clips: dict[str, Path], name: str, source: Path, m
             written += 1
     if not written:
         raise IsrnetError(f"{source}: no clip with at least {MIN_CLIP_FRAMES} frames")
-    write_dataset_json(folder, name, "video", ".png", written,
+    write_dataset_json(folder, name, str(DatasetKind.VIDEO), ".png", written,
                        description=f"Converted by isr_convert folder from {source} ({written} clips, "
                                    f"greyscale 8-bit PNG frames).", licence="as of the source data")
 
 
-def convert_folder(source: str | Path, dataset_id: int | str, name: str, kind: str = "target",
-                   slice_thickness_mm: float | None = None, overwrite: bool = False,
+def convert_folder(source: str | Path, dataset_id: int | str, name: str, kind: str = str(DatasetKind.TARGET),
+                   thickness_mm: float | None = None, overwrite: bool = False,
                    max_side: int | None = None) -> Path:
     """Convert the images (or, kind='video', clips) in `source` into raw dataset `dataset_id`_`name`."""
     source = Path(source).expanduser()
     folder_name = dataset_folder_name(dataset_id, name)
     if not source.is_dir():
         raise IsrnetError(f"{source}: not a folder; give a folder of images, DICOM series or videos")
-    if kind == "video":
+    if kind == DatasetKind.VIDEO:
         clips = list_clips(source)
         if not clips:
             raise IsrnetError(f"{source}: holds no video files or sub-folders of frame images")
         return build_dataset(folder_name, lambda f: _fill_video(f, clips, name, source, max_side), overwrite)
-    if kind not in ("target", "hr_mr"):
-        raise IsrnetError(f"kind '{kind}' is unknown; use target, hr_mr or video")
+    if kind not in (DatasetKind.TARGET, DatasetKind.HR_MR):
+        raise IsrnetError(f"kind '{kind}' is unknown; use {', '.join(str(k) for k in DatasetKind)}")
     cases = find_image_cases(source)
     if not cases:
         raise IsrnetError(f"{source}: holds no images ({', '.join(IMAGE_ENDINGS)}) or DICOM series folders")
-    return build_dataset(folder_name, lambda f: _fill_images(f, cases, kind, name, source, slice_thickness_mm),
+    return build_dataset(folder_name, lambda f: _fill_images(f, cases, kind, name, source, thickness_mm),
                          overwrite)

@@ -12,7 +12,7 @@ def crop(volume: Volume, box: tuple[slice, slice, slice]) -> Volume:
     """Sub-volume `volume.array[box]` (steps of 1); the origin moves to the first kept voxel."""
     starts = [s.indices(n)[0] for s, n in zip(box, volume.shape)]
     return Volume(volume.array[box].copy(), volume.spacing, volume.index_to_world(starts),
-                  volume.direction.copy(), volume.slice_thickness)
+                  volume.direction.copy(), volume.dicom_thickness_mm)
 
 
 def foreground_box(array: np.ndarray, margin: int = 4, fraction: float = 0.01) -> tuple[slice, slice, slice]:
@@ -35,7 +35,7 @@ def block_average(volume: Volume, factor: int = 2) -> Volume:
     array = array.reshape(shape[0], factor, shape[1], factor, shape[2], factor).mean(axis=(1, 3, 5))
     centre = volume.index_to_world([(factor - 1) / 2.0] * 3)
     spacing = tuple(s * factor for s in volume.spacing)
-    return Volume(array.astype(np.float32), spacing, centre, volume.direction.copy(), volume.slice_thickness)
+    return Volume(array.astype(np.float32), spacing, centre, volume.direction.copy(), volume.dicom_thickness_mm)
 
 
 def resample_isotropic(volume: Volume, spacing: float | None = None, bspline: bool = True) -> Volume:
@@ -51,4 +51,4 @@ def resample_isotropic(volume: Volume, spacing: float | None = None, bspline: bo
                               (spacing,) * 3, image.GetDirection(), 0.0, sitk.sitkFloat32)
     array = np.clip(sitk.GetArrayFromImage(resampled), float(volume.array.min()), float(volume.array.max()))
     return Volume(array.astype(np.float32), (spacing,) * 3, volume.origin.copy(), volume.direction.copy(),
-                  volume.slice_thickness)
+                  volume.dicom_thickness_mm)

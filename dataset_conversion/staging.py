@@ -85,13 +85,16 @@ def build_dataset(folder_name: str, fill: Callable[[Path], None], overwrite: boo
 
 def write_dataset_json(folder: Path, name: str, kind: str, file_ending: str, count: int,
                        description: str, licence: str,
-                       slice_thickness_mm: float | dict[str, float] | None = None, extra: dict | None = None) -> None:
-    """dataset.json in the format `isrnet.datasets.load_dataset_info` reads (`extra`: further top-level keys)."""
+                       thickness_mm: float | dict[str, float] | None = None, extra: dict | None = None) -> None:
+    """dataset.json in the format `isrnet.datasets.load_dataset_info` reads (`extra`: further top-level keys);
+    `thickness_mm` (for every case, or case -> mm) becomes the declared `slice_profile`."""
     if kind not in KINDS:
         raise IsrnetError(f"kind '{kind}' is unknown; use one of {', '.join(KINDS)}")
     content: dict = {"name": name, "file_ending": file_ending, "kind": kind}
-    if slice_thickness_mm is not None:
-        content["slice_thickness_mm"] = slice_thickness_mm
+    if isinstance(thickness_mm, dict):
+        content["slice_profile"] = {case: {"thickness_mm": value} for case, value in thickness_mm.items()}
+    elif thickness_mm is not None:
+        content["slice_profile"] = {"thickness_mm": thickness_mm}
     content.update({"description": description, "licence": licence, "numTraining": count, **(extra or {})})
     save_json(content, folder / "dataset.json")
 

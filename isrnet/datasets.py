@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from isrnet import paths
-from isrnet.degradation import ACQUISITION_PROFILES
+from isrnet.acquisition import ACQUISITION_PROFILES
 from isrnet.errors import IsrnetError
+from isrnet.stages import DatasetKind
 from isrnet.imageio.formats import FRAME_ENDINGS, VIDEO_ENDINGS, image_ending, is_dicom_folder, strip_ending
 
 DATASET_PATTERN = re.compile(r"^Dataset(\d{3})_(\w+)$")
-KINDS = ("target", "hr_mr", "video")
+KINDS = tuple(str(kind) for kind in DatasetKind)
 
 
 def _datasets_in(folder: Path) -> list[str]:
@@ -64,31 +65,73 @@ DICOM_THICKNESS_KEY = "dicom_slice_thickness_mm"  # written by isr_convert: a he
 
 @dataclass
 class DatasetInfo:
-    """The content of dataset.json."""
+    """The content of dataset.json. The user's word on the slice profile is `slice_profile`: a record
+    {"thickness_mm": ..., "family": ...} (either part optional) for every case, or an object case -> record;
+    the older forms (`slice_thickness_mm` a number or case -> number, `slice_profile` a family string or
+    case -> family) are still read."""
     name: str
     file_ending: str = ".nii.gz"
-    kind: str = "target"
-    slice_thickness_mm: float | dict[str, float] | None = None
-    slice_profile: str | dict[str, str] | None = None  # 'gaussian' or 'rect', for all cases or case -> family
+    kind: DatasetKind = DatasetKind.TARGET
+    slice_profile: dict[str, dict] = field(default_factory=dict)  # case ('*': every case) -> declared record
     dicom_slice_thickness_mm: dict[str, float] | None = None  # the DICOM headers' SliceThickness, kept by isr_convert
     description: str = ""
     licence: str = ""
     extra: dict = field(default_factory=dict)
 
-    def thickness_for(self, case: str) -> float | None:
-        if isinstance(self.slice_thickness_mm, dict):
-            value = self.slice_thickness_mm.get(case)
-            return None if value is None else float(value)
-        return None if self.slice_thickness_mm is None else float(self.slice_thickness_mm)
+    def _declared(self, case: str) -> dict:
+        return {**self.slice_profile.get("*", {}), **self.slice_profile.get(case, {})}
 
-    def header_thickness_for(self, case: str) -> float | None:
+    def thickness_for(self, case: str) -> float | None:
+        """The declared slice thickness (FWHM, mm) of `case`, if any."""
+        value = self._declared(case).get("thickness_mm")
+        return None if value is None else float(value)
+
+    def dicom_thickness_for(self, case: str) -> float | None:
         value = (self.dicom_slice_thickness_mm or {}).get(case)
         return None if value is None else float(value)
 
-    def profile_for(self, case: str) -> str | None:
-        if isinstance(self.slice_profile, dict):
-            return self.slice_profile.get(case)
-        return self.slice_profile
+    def family_for(self, case: str) -> str | None:
+        return self._declared(case).get("family")
+
+
+def declared_profiles(content: dict, where: Path) -> dict[str, dict]:
+    """dataset.json's word on the slice profile as case ('*': every case) -> {"thickness_mm", "family"}."""
+    declared: dict[str, dict] = {}
+
+    def put(case: str, key: str, value) -> None:
+        declared.setdefault(case, {})[key] = value
+
+    thickness = content.get("slice_thickness_mm")  # the older form
+    if thickness is not None and not isinstance(thickness, (int, float, dict)):
+        raise IsrnetError(f"{where}: slice_thickness_mm must be a number or an object case -> number")
+    for case, value in (thickness.items() if isinstance(thickness, dict) else [("*", thickness)]):
+        if value is not None:
+            put(case, "thickness_mm", value)
+    profile = content.get("slice_profile")
+    if isinstance(profile, str) or (isinstance(profile, dict) and all(isinstance(v, str) for v in profile.values())
+                                    and profile and not set(profile) & {"thickness_mm", "family"}):
+        for case, family in (profile.items() if isinstance(profile, dict) else [("*", profile)]):  # the older form
+            put(case, "family", family)
+    elif isinstance(profile, dict):
+        records = {"*": profile} if set(profile) <= {"thickness_mm", "family"} else profile
+        for case, record in records.items():
+            if not isinstance(record, dict) or not set(record) <= {"thickness_mm", "family"}:
+                raise IsrnetError(f"{where}: slice_profile must be {{\"thickness_mm\": mm, \"family\": "
+                                  f"\"gaussian\" or \"rect\"}}, or an object case -> such a record (got {record!r})")
+            for key, value in record.items():
+                put(case, key, value)
+    elif profile is not None:
+        raise IsrnetError(f"{where}: slice_profile must be a record {{\"thickness_mm\", \"family\"}} or an object "
+                          f"case -> record (got {profile!r})")
+    for case, record in declared.items():
+        if "family" in record and record["family"] not in ACQUISITION_PROFILES:
+            raise IsrnetError(f"{where}: slice profile family must be one of {', '.join(ACQUISITION_PROFILES)} "
+                              f"(got {record['family']!r} for {'every case' if case == '*' else case})")
+        if "thickness_mm" in record and not (isinstance(record["thickness_mm"], (int, float))
+                                             and record["thickness_mm"] > 0):
+            raise IsrnetError(f"{where}: slice_profile thickness_mm must be a positive number in mm "
+                              f"(got {record['thickness_mm']!r})")
+    return declared
 
 
 def raw_dataset_folder(name: str) -> Path:
@@ -118,20 +161,13 @@ def load_dataset_info(folder: Path) -> DatasetInfo:
     kind = content.get("kind", "target")
     if kind not in KINDS:
         raise IsrnetError(f"{path}: kind '{kind}' is unknown; use one of {', '.join(KINDS)}")
-    thickness = content.get("slice_thickness_mm")
-    if thickness is not None and not isinstance(thickness, (int, float, dict)):
-        raise IsrnetError(f"{path}: slice_thickness_mm must be a number or an object case -> number")
-    profile = content.get("slice_profile")
-    families = list(profile.values()) if isinstance(profile, dict) else [profile]
-    if profile is not None and any(family not in ACQUISITION_PROFILES for family in families):
-        raise IsrnetError(f"{path}: slice_profile must be one of {', '.join(ACQUISITION_PROFILES)} or an object "
-                          f"case -> one of them (got {profile!r})")
+    declared = declared_profiles(content, path)
     header = content.get(DICOM_THICKNESS_KEY)
     if header is not None and not (isinstance(header, dict) and all(isinstance(v, (int, float)) for v in header.values())):
         raise IsrnetError(f"{path}: {DICOM_THICKNESS_KEY} must be an object case -> number (mm)")
     known = {"name", "file_ending", "kind", "slice_thickness_mm", "slice_profile", DICOM_THICKNESS_KEY,
              "description", "licence"}
-    return DatasetInfo(str(content["name"]), str(content["file_ending"]), kind, thickness, profile, header,
+    return DatasetInfo(str(content["name"]), str(content["file_ending"]), DatasetKind(kind), declared, header,
                        str(content.get("description", "")), str(content.get("licence", "")),
                        {k: v for k, v in content.items() if k not in known})
 
@@ -179,9 +215,9 @@ def training_cases(name: str) -> tuple[DatasetInfo, dict[str, Path]]:
     folder = raw_dataset_folder(name)
     info = load_dataset_info(folder)
     images = folder / "imagesTr"
-    cases = list_clips(images) if info.kind == "video" else list_cases(images)
+    cases = list_clips(images) if info.kind == DatasetKind.VIDEO else list_cases(images)
     if not cases:
-        what = "video files or frame folders" if info.kind == "video" else \
+        what = "video files or frame folders" if info.kind == DatasetKind.VIDEO else \
             "images (.nii.gz/.nii/.nrrd/.mha) or DICOM series folders"
         raise IsrnetError(f"{images} holds no {what}")
     return info, cases
@@ -196,7 +232,7 @@ def verify_dataset_integrity(name: str) -> list[str]:
     """
     info, cases = training_cases(name)
     reference = raw_dataset_folder(name) / "referenceTr"
-    if info.kind == "video" or not reference.is_dir():
+    if info.kind == DatasetKind.VIDEO or not reference.is_dir():
         return []
     references = list_cases(reference)
     extra = sorted(set(references) - set(cases))

@@ -6,7 +6,7 @@
   and prediction's anatomy box.
 - A training patch is worth learning from when at least PATCH_FOREGROUND_SHARE of it lies above
   PATCH_FOREGROUND_LEVEL in normalised units (0 = the volume's 0.5th percentile, 1 = its 99.5th).
-- Normalisation schemes (plans key `normalization`) map a volume to about [0, 1] without clipping, so that
+- Normalisation schemes (plans key `normalisation`) map a volume to about [0, 1] without clipping, so that
   prediction can invert it exactly: the robust range is computed from the volume itself, at preprocessing and at
   prediction alike (preprocessing.prepare_volume).
 """
@@ -19,8 +19,8 @@ from isrnet.errors import IsrnetError
 FOREGROUND_LEVEL = 0.05
 PATCH_FOREGROUND_LEVEL = 0.1
 PATCH_FOREGROUND_SHARE = 0.2
-NORMALIZATIONS = ("percentile_0.5_99.5", "foreground_percentile_0.5_99.5")
-DEFAULT_NORMALIZATION = NORMALIZATIONS[0]
+NORMALISATIONS = ("percentile_0.5_99.5", "foreground_percentile_0.5_99.5")
+DEFAULT_NORMALISATION = NORMALISATIONS[0]
 
 
 def foreground_mask(array: np.ndarray, high_percentile: float = 99.5) -> np.ndarray:
@@ -46,12 +46,12 @@ def mostly_foreground(block: np.ndarray) -> bool:
     return float(np.mean(block > PATCH_FOREGROUND_LEVEL)) >= PATCH_FOREGROUND_SHARE
 
 
-def normalisation_range(array: np.ndarray, scheme: str = DEFAULT_NORMALIZATION) -> tuple[float, float]:
+def normalisation_range(array: np.ndarray, scheme: str = DEFAULT_NORMALISATION) -> tuple[float, float]:
     """(low, high) that `scheme` maps to 0 and 1: the 0.5th and 99.5th percentiles of the whole volume, or of
     its foreground (for volumes whose background is a large share of the field of view)."""
-    if scheme not in NORMALIZATIONS:
-        raise IsrnetError(f"unknown normalization '{scheme}' (plans key normalization); use one of "
-                          f"{', '.join(NORMALIZATIONS)}")
+    if scheme not in NORMALISATIONS:
+        raise IsrnetError(f"unknown normalisation '{scheme}' (plans key normalisation); use one of "
+                          f"{', '.join(NORMALISATIONS)}")
     values = array
     if scheme.startswith("foreground_"):
         mask = foreground_mask(array)

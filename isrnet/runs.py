@@ -12,13 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from isrnet import paths
 from isrnet.datasets import DATASET_PATTERN
 from isrnet.errors import IsrnetError
 from isrnet.stages import PIPELINE, STAGES
 from isrnet.utilities.files import load_json, save_json
+
+if TYPE_CHECKING:
+    from isrnet.plans import Plans
 
 RUN_NAME = re.compile(r"(?P<stage>[a-z]+)(?:__(?P<tag>\w+))?")
 CHECKPOINT_PREFERENCE = ("final", "best", "latest")
@@ -102,10 +105,10 @@ class Run:
         path = self.folder / DEBUG_FILE
         return RunRecord.load(path) if path.is_file() else None
 
-    def plans(self) -> dict | None:
-        """plans.json beside the checkpoints (what the run was trained with)."""
-        path = self.folder / "plans.json"
-        return load_json(path) if path.is_file() else None
+    def plans(self) -> "Plans | None":
+        """plans.json beside the checkpoints (what the run was trained with), migrated from an earlier format."""
+        from isrnet.experiment_planning.plans_file import plans_beside
+        return plans_beside(self.folder)
 
     def __str__(self) -> str:
         return f"{self.dataset}/{self.name}"

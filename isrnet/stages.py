@@ -7,8 +7,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from isrnet.errors import IsrnetError
+
+
+class DatasetKind(str, Enum):
+    """What a raw dataset holds (dataset.json "kind"); each pipeline stage trains on one kind."""
+    TARGET = "target"  # the user's anisotropic scans: what is super-resolved
+    HR_MR = "hr_mr"  # isotropic high-resolution MR: thick slices are simulated along every axis
+    VIDEO = "video"  # clips: frames play the slices
+
+    def __str__(self) -> str:
+        return self.value
 
 
 SCRATCH_LR = 1e-3  # peak learning rate of a stage that trains from random weights (no warm-up)
@@ -17,7 +28,7 @@ SCRATCH_LR = 1e-3  # peak learning rate of a stage that trains from random weigh
 @dataclass(frozen=True)
 class Stage:
     name: str
-    dataset_kind: str  # the kind of raw dataset it trains on (dataset.json "kind")
+    dataset_kind: DatasetKind  # the kind of raw dataset it trains on
     previous: str | None  # the stage whose result (or shipped weights) it starts from; None: random weights
     without_previous: str  # when nothing of `previous` exists: 'scratch' (with a notice) or 'error'
     sampler_defaults: dict = field(default_factory=dict)  # plans["sampler"]; "name" picks the sampler
@@ -29,28 +40,25 @@ class Stage:
 
 
 STAGES: dict[str, Stage] = {s.name: s for s in (
-    Stage("video", "video", None, "scratch",
+    Stage("video", DatasetKind.VIDEO, None, "scratch",
           {"name": "video", "frame_step_range": [2, 8], "uneven_steps": True, "targets_per_sample": 3},
           {"cpu": 30.0, "cuda": 60.0}, "frame_step_range"),
     # contrast_randomisation: the chance per sample of a random MR contrast, bias field and noise (see
     # training/samplers/contrast.py), so the T1 material teaches weights for any contrast; 0 = T1 plus gamma only,
-    # which the shipped mrft.pth was trained with. 0.5 at the shipped weights' 2203 iterations gained 0.4-0.8 dB
-    # zero-shot on three non-T1 contrasts for -0.06 dB on T1 (benchmarks/contrast_zero_shot.py, documentation/
-    # training.md); not yet shipped, so not yet the default
-    Stage("mrft", "hr_mr", "video", "scratch",
+    # which the shipped mrft.pth was trained with (what it gains: documentation/training.md)
+    Stage("mrft", DatasetKind.HR_MR, "video", "scratch",
           {"name": "mrft", "factor_range": [2.0, 8.0], "thickness_ratio_range": [0.0, 1.5],
            "profiles": ["gaussian", "rect"], "targets_per_sample": 3, "intensity_augmentation": True,
            "contrast_randomisation": 0.0},
           {"cpu": 30.0, "cuda": 30.0}, "factor_range"),
-    # ssft starts from good weights: from mrft's 1e-3 without warm-up, Adam's first steps moved them far enough
-    # that 2 minutes ended 0.02-0.47 dB below the start on 3 of 4 mismatch cells; 2e-4 with a 10 % warm-up
-    # ended 0.36-0.80 dB above it (benchmarks/slice_profile_estimation.py). noise_matching: simulated slices get
-    # the acquisition's noise level (degradation/noise.py)
-    Stage("ssft", "target", "mrft", "error",
+    # ssft starts from good weights, so it fine-tunes at a lower rate with a warm-up: at mrft's rate without one,
+    # Adam's first steps move them away from the start (documentation/training.md). noise_matching: simulated
+    # slices get the acquisition's noise level (acquisition/noise.py)
+    Stage("ssft", DatasetKind.TARGET, "mrft", "error",
           {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1,
            "noise_matching": True},
           {"cpu": 8.0, "cuda": 8.0}, lr=2e-4, warmup_fraction=0.1),
-    Stage("supervised", "target", "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
+    Stage("supervised", DatasetKind.TARGET, "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
           "factor_range", pipeline=False),
 )}
 
@@ -64,6 +72,6 @@ def stage(name: str) -> Stage:
     return STAGES[name]
 
 
-def stage_for_kind(kind: str) -> Stage:
+def stage_for_kind(kind: DatasetKind | str) -> Stage:
     """The pipeline stage that trains on datasets of `kind`."""
     return next(s for s in STAGES.values() if s.pipeline and s.dataset_kind == kind)

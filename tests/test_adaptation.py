@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.errors import IsrnetError
 from isrnet.imageio import Volume, read_volume, write_volumes
 from isrnet.training.checkpointing import load_checkpoint
@@ -30,10 +30,12 @@ def scans(tmp_path: Path, single_thread) -> Path:
     return folder
 
 
-def _predict(scans: Path, output: Path, model: Path, processes: int = 1, **adaptation):
-    from isrnet.inference import AdaptationOptions, PredictionSettings, PredictOptions, predict_paths
-    options = PredictOptions(PredictionSettings(slice_thickness=4.0), processes=processes,
-                             adaptation=AdaptationOptions(**{"workers": 0, "plans_overrides": TINY, **adaptation}))
+def _predict(scans: Path, output: Path, model: Path, processes: int = 1, lr: float | None = None, **adaptation):
+    from isrnet.inference import PredictionSettings, PredictOptions, predict_paths
+    from isrnet.training import AdaptationOptions
+    overrides = {**TINY, **({"training.lr": lr} if lr is not None else {})}
+    options = PredictOptions(PredictionSettings(thickness_mm=4.0), processes=processes,
+                             adaptation=AdaptationOptions(**{"workers": 0, "plans_overrides": overrides, **adaptation}))
     results = predict_paths(scans, output, model, options)
     assert not any(r.failed for r in results), [r.message for r in results]
     return {r.source.name.split(".")[0]: read_volume(r.output).array for r in results}
@@ -43,26 +45,41 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
-def test_adaptation_changes_the_weights_records_itself_and_leaves_inputs_alone(scans, small_model, tmp_path) -> None:
+def _adapted_record(output: Path, case: str, model: Path, iterations: int) -> tuple[dict, bool]:
+    """The sidecar's adaptation record of `case` (checked) and whether the saved weights differ from the start."""
+    record = json.loads((output / f"{case}.json").read_text())["adaptation"]
+    assert record["iterations"] == iterations and record["fixed_iterations"] == iterations and record["seconds"] > 0
+    assert record["start_weights"] == str(model) and record["slice_profile"]["thickness_mm"] == 4.0
+    provenance = json.loads((output / "adapted_weights" / f"{case}.json").read_text())
+    assert provenance["case"] == case and provenance["iterations"] == iterations
+    start = load_checkpoint(model)["state_dict"]
+    saved = load_checkpoint(output / "adapted_weights" / f"{case}.pth")["state_dict"]
+    return record, any(not torch.equal(saved[key], start[key]) for key in start)
+
+
+def test_the_guard_keeps_fine_tuning_that_improves_a_poor_start(scans, small_model, tmp_path) -> None:
+    """From random weights, a dozen iterations at a fine-tuning rate improve the held-out pairs of the case: the
+    guard keeps the fine-tuned weights, they are saved, and the prediction changes. Inputs stay untouched."""
     before = _digests(scans)
-    plain = _predict(scans, tmp_path / "plain", small_model, iterations=None)
-    adapted = _predict(scans, tmp_path / "adapted", small_model, iterations=3, save=True)
+    plain = _predict(scans / "p01.nii.gz", tmp_path / "plain", small_model)
+    adapted = _predict(scans / "p01.nii.gz", tmp_path / "adapted", small_model, lr=2e-3, iterations=12, save=True)
     assert _digests(scans) == before
-    start = load_checkpoint(small_model)["state_dict"]
-    for case in ("p01", "p02"):
-        record = json.loads((tmp_path / "adapted" / f"{case}.json").read_text())["adaptation"]
-        assert record["iterations"] == 3 and record["fixed_iterations"] == 3 and record["seconds"] > 0
-        assert record["kept"] in ("start", "fine-tuned") and record["start_weights"] == str(small_model)
-        assert record["slice_profile"]["thickness_mm"] == 4.0
-        saved = load_checkpoint(tmp_path / "adapted" / "adapted_weights" / f"{case}.pth")
-        changed = any(not torch.equal(saved["state_dict"][k], start[k]) for k in start)
-        assert changed == (record["kept"] == "fine-tuned")
-        provenance = json.loads((tmp_path / "adapted" / "adapted_weights" / f"{case}.json").read_text())
-        assert provenance["case"] == case and provenance["iterations"] == 3
-        if record["kept"] == "fine-tuned":
-            assert not np.allclose(adapted[case], plain[case])
+    record, changed = _adapted_record(tmp_path / "adapted", "p01", small_model, 12)
+    assert record["kept"] == "fine-tuned" and record["guard"]["final_psnr"] >= record["guard"]["start_psnr"]
+    assert changed and not np.allclose(adapted["p01"], plain["p01"])
     assert not (tmp_path / "plain" / "adapted_weights").exists()
     assert "adaptation" not in json.loads((tmp_path / "plain" / "p01.json").read_text())
+
+
+def test_the_guard_keeps_the_start_when_fine_tuning_makes_it_worse(scans, small_model, tmp_path) -> None:
+    """At a learning rate far too high, fine-tuning wrecks the weights on the case's held-out pairs: the guard keeps
+    the starting weights, they are what is saved, and the prediction is the plain one."""
+    plain = _predict(scans / "p02.nii.gz", tmp_path / "plain", small_model)
+    adapted = _predict(scans / "p02.nii.gz", tmp_path / "adapted", small_model, lr=50.0, iterations=3, save=True)
+    record, changed = _adapted_record(tmp_path / "adapted", "p02", small_model, 3)
+    assert record["kept"] == "start" and record["guard"]["final_psnr"] < record["guard"]["start_psnr"]
+    assert not changed
+    np.testing.assert_allclose(adapted["p02"], plain["p02"], atol=1e-5 * float(np.abs(plain["p02"]).max()))
 
 
 def test_saved_weights_reload_with_m_and_predict_the_same(scans, small_model, tmp_path) -> None:
@@ -87,7 +104,7 @@ def test_a_budget_in_minutes_is_kept_per_case(scans, small_model, tmp_path) -> N
 
 def test_bad_adaptation_options_are_clear_errors(monkeypatch, capsys, tmp_path) -> None:
     from isrnet.cli.predict import main
-    from isrnet.inference import AdaptationOptions
+    from isrnet.training import AdaptationOptions
     with pytest.raises(IsrnetError, match="--save-adapted needs"):
         AdaptationOptions(save=True)
     with pytest.raises(IsrnetError, match="exclude each other"):

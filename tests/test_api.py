@@ -21,7 +21,7 @@ TINY_TRAINING = {"training.patch_size": 24, "training.batch_size": 2, "training.
 
 def test_entry_points_import_and_nothing_below_the_cli_imports_it() -> None:
     done = subprocess.run([sys.executable, "-c", "from isrnet.training import run_training; from isrnet.inference "
-                           "import predict_paths; from isrnet.evaluation import run_benchmark; from "
+                           "import predict_paths; from isrnet.benchmarking import run_benchmark; from "
                            "isrnet.experiment_planning import plan_and_preprocess"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     offenders = [str(path.relative_to(PACKAGE)) for path in PACKAGE.rglob("*.py")
@@ -32,7 +32,7 @@ def test_entry_points_import_and_nothing_below_the_cli_imports_it() -> None:
 @pytest.fixture
 def planned(folders, single_thread):
     """Dataset001_Spheres: two tiny 4 mm stacks with 1 mm references, planned and preprocessed via the API."""
-    from isrnet.degradation import simulate_thick_slices
+    from isrnet.acquisition import simulate_thick_slices
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
     folder = folders.raw / "Dataset001_Spheres"
     for case, seed in (("a", 0), ("b", 1)):
@@ -91,7 +91,7 @@ def test_predict_paths_uses_the_plan_of_the_run(planned, tmp_path: Path) -> None
 
 
 def test_run_benchmark_returns_tables_and_models(planned) -> None:
-    from isrnet.evaluation import BenchmarkOptions, run_benchmark
+    from isrnet.benchmarking import BenchmarkOptions, run_benchmark
     _train()
     result = run_benchmark("1", BenchmarkOptions(upper_bound=False, classic=("linear",)))
     assert set(result.summary.index) >= {"cubic B-spline", "linear", "isrnet ssft"}
@@ -125,7 +125,8 @@ def test_raw_folder_may_move_after_planning(planned, tmp_path: Path, monkeypatch
 
 def test_old_plans_file_names_the_removed_key(planned) -> None:
     from isrnet.experiment_planning import load_plans
-    folders, plans = planned
+    folders, typed = planned
+    plans = typed.as_json()
     path = folders.preprocessed / "Dataset001_Spheres" / "plans.json"
     path.write_text(json.dumps({**plans, "preprocessor": "DefaultPreprocessor"}))
     with pytest.raises(IsrnetError, match=r"key 'preprocessor' no longer exists.*isr_plan_and_preprocess -d"):
@@ -160,14 +161,16 @@ def test_preprocessing_is_the_path_prediction_takes(planned) -> None:
 
 
 def test_a_plan_for_one_device_trains_with_the_sizes_of_another() -> None:
+    from isrnet.plans import Plans, TrainingPlan
+    from isrnet.stages import DatasetKind
     from isrnet.training.run import sizes_for_device
-    plans = {"device": "cpu", "overrides": {}, "training": {
-        "patch_size": 96, "batch_size": 8, "sizes_by_device": {"cpu": {"patch_size": 96, "batch_size": 8},
-                                                               "cuda": {"patch_size": 192, "batch_size": 48}}}}
+    training = TrainingPlan(96, 8, 8.0, 2e-4, sizes_by_device={"cpu": {"patch_size": 96, "batch_size": 8},
+                                                                "cuda": {"patch_size": 192, "batch_size": 48}})
+    plans = Plans("Dataset001_X", DatasetKind.TARGET, "cpu", {}, "percentile_0.5_99.5", {}, {}, training, {})
     assert sizes_for_device(plans, "cpu") == {"patch_size": 96, "batch_size": 8}
     assert sizes_for_device(plans, "cuda") == {"patch_size": 192, "batch_size": 48}
     assert sizes_for_device(plans, "cuda", ["training.patch_size"]) == {"patch_size": 96, "batch_size": 48}
-    plans["overrides"] = {"training.batch_size": 8}
+    plans.overrides = {"training.batch_size": 8}
     assert sizes_for_device(plans, "cuda") == {"patch_size": 192, "batch_size": 8}
 
 

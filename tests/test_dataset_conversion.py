@@ -64,7 +64,7 @@ def test_simulated_lr_slice_k_lies_at_hr_slice_4k() -> None:
     lr = simulate_acquisition(hr, axis, step=4, thickness_voxels=4.0, profile="gaussian", offset=0)
     assert lr.shape == (12, 14, 9)
     assert lr.spacing == (0.9, 0.8, 4.0)
-    assert lr.slice_thickness == pytest.approx(4.0)
+    assert lr.dicom_thickness_mm == pytest.approx(4.0)
     np.testing.assert_allclose(lr.origin, hr.origin)
     np.testing.assert_allclose(lr.direction, hr.direction)
     for k in range(lr.shape[axis]):
@@ -107,8 +107,8 @@ def test_demo_converter_writes_exact_geometry(raw: Path, tmp_path: Path, monkeyp
     monkeypatch.setattr(demo_brain, "packaged_file", lambda *args: source)
     folder = demo_brain.convert_demo_brain()
     info = load_dataset_info(folder)
-    assert (info.kind, info.slice_thickness_mm, info.file_ending) == ("target", None, ".nii.gz")  # planning estimates it
-    assert info.extra["simulated_acquisition"]["DemoBrain"] == {"slice_thickness_mm": 4.0, "slice_profile": "gaussian",
+    assert (info.kind, info.thickness_for("DemoBrain"), info.file_ending) == ("target", None, ".nii.gz")  # planning estimates it
+    assert info.extra["simulated_acquisition"]["DemoBrain"] == {"thickness_mm": 4.0, "family": "gaussian",
                                                                 "slice_spacing_mm": 4.0}
     lr = read_volume(folder / "imagesTr" / "DemoBrain.nii.gz")
     hr = read_volume(folder / "referenceTr" / "DemoBrain.nii.gz")
@@ -193,15 +193,15 @@ def test_generic_folder_nifti_nrrd_and_dicom(raw: Path, tmp_path: Path) -> None:
     np.testing.assert_allclose(nrrd.origin, [1.0, 2.0, 3.0])
     info = load_dataset_info(folder)
     assert info.kind == "target"
-    assert info.slice_thickness_mm is None  # a header fact is not the user's word: planning checks it is plausible
-    assert info.header_thickness_for("patient1_series7") == 3.0 and info.header_thickness_for("knee_a") is None
+    assert info.thickness_for("patient1_series7") is None  # a header fact is not the user's word: planning checks it is plausible
+    assert info.dicom_thickness_for("patient1_series7") == 3.0 and info.dicom_thickness_for("knee_a") is None
 
 
 def test_generic_folder_that_is_one_dicom_series(raw: Path, tmp_path: Path) -> None:
     _write_dicom_series(tmp_path / "ser", np.arange(4 * 6 * 5).reshape(4, 6, 5), 1.0, 5.0, 4.0)
-    folder = convert_folder(tmp_path / "ser", 21, "One", slice_thickness_mm=5.0)
+    folder = convert_folder(tmp_path / "ser", 21, "One", thickness_mm=5.0)
     assert list(list_cases(folder / "imagesTr")) == ["ser"]
-    assert load_dataset_info(folder).slice_thickness_mm == 5.0
+    assert load_dataset_info(folder).thickness_for("any case") == 5.0
 
 
 def test_generic_folder_video_is_split_at_cuts(raw: Path, tmp_path: Path) -> None:
@@ -322,7 +322,7 @@ def test_cli_folder_and_one_line_errors(raw: Path, tmp_path: Path, capsys: pytes
     with pytest.raises(SystemExit) as exit_info:
         main(["folder", str(tmp_path / "in"), "-d", "7", "-n", "Cli", "--slice-thickness", "3"])
     assert exit_info.value.code == 0
-    assert json.loads((raw / "Dataset007_Cli" / "dataset.json").read_text())["slice_thickness_mm"] == 3.0
+    assert json.loads((raw / "Dataset007_Cli" / "dataset.json").read_text())["slice_profile"] == {"thickness_mm": 3.0}
     capsys.readouterr()
     with pytest.raises(SystemExit) as exit_info:
         main(["ixi", str(tmp_path / "missing"), "-d", "8"])

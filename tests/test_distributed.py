@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from training_support import (debug_of, isr_train as isr_train_in_process, load, plan_and_preprocess,
                               single_thread,  # noqa: F401  (fixture; torchrun's processes get OMP_NUM_THREADS=1)
                               small_plan_overrides, spheres_phantom, write_target)

@@ -87,7 +87,7 @@ def tiny_benchmark_datasets(folders) -> dict:
     """Dataset007_Tiny (x4 thick slices of a smooth pattern, with its reference) and Dataset008_NoRef, planned."""
     import os
 
-    from isrnet.degradation import simulate_thick_slices
+    from isrnet.acquisition import simulate_thick_slices
     z, y, x = np.meshgrid(*[np.linspace(0, 1, n) for n in (21, 24, 24)], indexing="ij")
     truth = (100 * (1.2 + np.sin(6 * z + 3 * y) * np.cos(4 * x))).astype(np.float32)
     low, _ = simulate_thick_slices(truth, 0, 4, 4, "gaussian")

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from conftest import rotation
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.metrics import on_reference_grid
 from isrnet.fusion.common_grid import _corners, common_grid

@@ -11,11 +11,11 @@ import pytest
 import SimpleITK as sitk
 
 from isrnet.errors import IsrnetError
-from isrnet.evaluation import hidden_slices_run
+from isrnet.benchmarking import hidden_slices_run
 from isrnet.evaluation.baselines import classic_upsample
 from isrnet.evaluation.hidden_slices import (SAMPLES_PER_SLICE, blur_weights, kept_slice_count, score_output,
                                              thin_case)
-from isrnet.evaluation.hidden_slices_run import HiddenSliceOptions, run_hidden_slices
+from isrnet.benchmarking.hidden_slices_run import HiddenSliceOptions, run_hidden_slices
 from isrnet.imageio import Volume, read_volume, write_volume
 from isrnet.imageio.geometry import restore_axes, slices_first, upsampled_volume
 from training_support import smooth_volume
@@ -198,9 +198,9 @@ def test_dense_sampling_is_the_same_synthesis_at_more_positions() -> None:
     from isrnet.pretrained import shipped_weights
     predictor = Predictor.from_checkpoint(shipped_weights("mrft"))
     volume = Volume(smooth_volume((8, 32, 32), seed=3), (4.0, 1.0, 1.0))
-    plain = predictor.predict(volume, PredictionSettings(factor=4.0, slice_thickness=4.0))
-    dense = predictor.predict(volume, PredictionSettings(factor=8.0, slice_thickness=4.0, conditioning_factor=4.0))
-    told_wrong = predictor.predict(volume, PredictionSettings(factor=8.0, slice_thickness=4.0))
+    plain = predictor.predict(volume, PredictionSettings(factor=4.0, thickness_mm=4.0))
+    dense = predictor.predict(volume, PredictionSettings(factor=8.0, thickness_mm=4.0, conditioning_factor=4.0))
+    told_wrong = predictor.predict(volume, PredictionSettings(factor=8.0, thickness_mm=4.0))
     assert dense.shape[0] == 2 * plain.shape[0] - 1 and dense.spacing[0] == 0.5
     assert np.allclose(dense.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))
     assert not np.allclose(told_wrong.array[::2], plain.array, atol=1e-4 * float(np.abs(plain.array).max()))

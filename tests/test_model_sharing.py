@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import isrnet.pretrained
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.imageio import Volume, read_volume, write_volumes
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.model_sharing.package import write_pretrained
@@ -223,7 +223,7 @@ def test_archive_of_an_earlier_version_installs_and_predicts_the_same(folders, m
     volume = simulate_thick_slices(spheres_phantom((40, 40, 40), seed=2), 0, 4, 4.0)[0]
     predictor = Predictor.from_run(run)
     out, spacing = predictor.predict_array(volume[2:8, 8:32, 8:32], (4.0, 1.0, 1.0),
-                                           PredictionSettings(factor=4.0, slice_thickness=4.0))
+                                           PredictionSettings(factor=4.0, thickness_mm=4.0))
     expected = np.load(EARLIER_ARCHIVE.with_name("spheres_ssft_3cd1c9b_prediction.npz"))["prediction"]
     assert spacing == (1.0, 1.0, 1.0)
     np.testing.assert_allclose(out, expected, rtol=0, atol=1e-4 * float(np.abs(expected).max()))

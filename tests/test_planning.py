@@ -33,32 +33,32 @@ def test_fingerprint_per_case(mixed_fingerprint: dict) -> None:
 
 def test_plan_per_case_for_mixed_slice_axes(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint)
-    axial, sagittal, iso = (plans["cases"][name] for name in ("axial", "sagittal", "iso"))
-    assert axial["slice_axis"] == 2 and transpose_for(2) == ([2, 0, 1], [1, 2, 0])
-    assert axial["factor"] == pytest.approx(6.0)
-    assert 3.0 / axial["factor"] == pytest.approx(0.5)  # output slice spacing
-    assert sagittal["slice_axis"] == 1 and transpose_for(1)[0] == [1, 0, 2]
-    assert sagittal["factor"] == pytest.approx(4.29, abs=0.005)
-    assert 3.0 / sagittal["factor"] == pytest.approx(0.7, rel=1e-3)
-    assert not axial["skip"] and not sagittal["skip"]
-    assert iso["skip"] and "near-isotropic" in iso["reason"] and "1.2" in iso["reason"]
-    assert plans["overrides"] == {}
-    assert stage_for_kind(plans["kind"]).name == "ssft" and plans["sampler"]["name"] == "ssft"
+    axial, sagittal, iso = (plans.cases[name] for name in ("axial", "sagittal", "iso"))
+    assert axial.slice_axis == 2 and transpose_for(2) == ([2, 0, 1], [1, 2, 0])
+    assert axial.factor == pytest.approx(6.0)
+    assert 3.0 / axial.factor == pytest.approx(0.5)  # output slice spacing
+    assert sagittal.slice_axis == 1 and transpose_for(1)[0] == [1, 0, 2]
+    assert sagittal.factor == pytest.approx(4.29, abs=0.005)
+    assert 3.0 / sagittal.factor == pytest.approx(0.7, rel=1e-3)
+    assert not axial.skip and not sagittal.skip
+    assert iso.skip and "near-isotropic" in iso.reason and "1.2" in iso.reason
+    assert plans.overrides == {}
+    assert stage_for_kind(plans.kind).name == "ssft" and plans.sampler["name"] == "ssft"
 
 
 def test_factor_override(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint, factor=2.0)
-    assert all(case["factor"] == 2.0 for case in plans["cases"].values())
-    assert 3.0 / plans["cases"]["axial"]["factor"] == pytest.approx(1.5)
-    assert plans["overrides"]["factor"] == 2.0
+    assert all(case.factor == 2.0 for case in plans.cases.values())
+    assert 3.0 / plans.cases["axial"].factor == pytest.approx(1.5)
+    assert plans.overrides["factor"] == 2.0
 
 
 def test_target_spacing_override(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint, target_spacing=1.0)
-    assert plans["cases"]["axial"]["factor"] == pytest.approx(3.0)
-    assert plans["cases"]["sagittal"]["factor"] == pytest.approx(3.0)
-    assert 3.0 / plans["cases"]["axial"]["factor"] == pytest.approx(1.0)
-    assert plans["overrides"]["target_spacing"] == 1.0
+    assert plans.cases["axial"].factor == pytest.approx(3.0)
+    assert plans.cases["sagittal"].factor == pytest.approx(3.0)
+    assert 3.0 / plans.cases["axial"].factor == pytest.approx(1.0)
+    assert plans.overrides["target_spacing"] == 1.0
 
 
 def test_factor_that_adds_no_slices_is_an_error(mixed_fingerprint: dict) -> None:
@@ -68,9 +68,9 @@ def test_factor_that_adds_no_slices_is_an_error(mixed_fingerprint: dict) -> None
 
 def test_set_overrides_are_applied_and_recorded(mixed_fingerprint: dict) -> None:
     plans = plan_dataset(mixed_fingerprint, overrides={"training.patch_size": 64, "sampler.pairs": "slices"})
-    assert plans["training"]["patch_size"] == 64
-    assert plans["sampler"]["pairs"] == "slices"
-    assert plans["overrides"] == {"training.patch_size": 64, "sampler.pairs": "slices"}
+    assert plans.training.patch_size == 64
+    assert plans.sampler["pairs"] == "slices"
+    assert plans.overrides == {"training.patch_size": 64, "sampler.pairs": "slices"}
 
 
 @pytest.mark.parametrize("key", ["training.patch_sizes", "nope.patch_size", "training.lr.x"])
@@ -83,8 +83,8 @@ def test_skipped_cases_do_not_limit_the_patch(make_dataset) -> None:
     make_dataset("Dataset002_Big", {"big": make_volume((90, 90, 8), (0.5, 0.5, 3.0), margin=0),
                                     "tiny_iso": make_volume((8, 8, 8), (1.0, 1.0, 1.0), margin=0)})
     plans = plan_dataset(extract_fingerprint("Dataset002_Big", workers=1))
-    assert plans["cases"]["tiny_iso"]["skip"]
-    assert plans["training"]["patch_size"] == 88
+    assert plans.cases["tiny_iso"].skip
+    assert plans.training.patch_size == 88
 
 
 def test_all_cases_skipped_is_an_error(make_dataset) -> None:
@@ -106,16 +106,16 @@ def test_hr_mr_with_anisotropic_volume_names_the_case(make_dataset) -> None:
 def test_hr_mr_plan(make_dataset) -> None:
     make_dataset("Dataset004_Hr", {"iso": make_volume((10, 10, 10), (1.0, 1.0, 1.0))}, kind="hr_mr")
     plans = plan_dataset(extract_fingerprint("Dataset004_Hr", workers=1))
-    assert plans["sampler"]["name"] == "mrft" and plans["cases"]["iso"]["skip"] is False
+    assert plans.sampler["name"] == "mrft" and plans.cases["iso"].skip is False
 
 
 def test_thickness_from_dataset_json(make_dataset, mixed_cases) -> None:
     make_dataset("Dataset005_Thick", mixed_cases,
                  info={"name": "Thick", "file_ending": ".nii.gz", "slice_thickness_mm": {"axial": 2.5}})
     plans = plan_dataset(extract_fingerprint("Dataset005_Thick", workers=1))
-    assert plans["cases"]["axial"]["slice_thickness"] == 2.5
-    assert plans["cases"]["axial"]["thickness_source"] == "dataset.json"
-    assert plans["cases"]["sagittal"]["slice_thickness"] == pytest.approx(3.0)
+    assert plans.cases["axial"].slice_profile.thickness_mm == 2.5
+    assert plans.cases["axial"].slice_profile.thickness_source == "dataset.json"
+    assert plans.cases["sagittal"].slice_profile.thickness_mm == pytest.approx(3.0)
 
 
 def test_4d_image_gives_one_case_per_volume(make_dataset) -> None:
@@ -126,7 +126,7 @@ def test_4d_image_gives_one_case_per_volume(make_dataset) -> None:
     assert [fingerprint["cases"][f"dyn_t00{i}"]["volume_index"] for i in range(3)] == [0, 1, 2]
     assert fingerprint["cases"]["dyn_t001"]["n_volumes"] == 3
     plans = plan_dataset(fingerprint)
-    assert plans["cases"]["dyn_t002"]["factor"] == pytest.approx(5.0)
+    assert plans.cases["dyn_t002"].factor == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize("array, message", [
@@ -178,12 +178,41 @@ def test_near_isotropic_limit_survives_float32_spacing(make_dataset) -> None:
                                       "half_mm": make_volume((10, 10, 10), (0.5, 0.5, 0.6)),
                                       "above": make_volume((10, 10, 10), (1.0, 1.0, 1.25))})
     plans = plan_dataset(extract_fingerprint("Dataset011_Limit", workers=1))
-    assert plans["cases"]["at_limit"]["skip"] and plans["cases"]["half_mm"]["skip"]
-    assert not plans["cases"]["above"]["skip"]
-    assert plans["cases"]["above"]["factor"] == pytest.approx(1.25)
+    assert plans.cases["at_limit"].skip and plans.cases["half_mm"].skip
+    assert not plans.cases["above"].skip
+    assert plans.cases["above"].factor == pytest.approx(1.25)
 
 
 def test_hr_mr_isotropy_limit_survives_float32_spacing(make_dataset) -> None:
     make_dataset("Dataset012_Hr", {"at_limit": make_volume((10, 10, 10), (1.0, 1.0, 1.1))}, kind="hr_mr")
     plans = plan_dataset(extract_fingerprint("Dataset012_Hr", workers=1))
-    assert plans["cases"]["at_limit"]["skip"] is False
+    assert plans.cases["at_limit"].skip is False
+
+
+def test_plans_of_format_3_are_migrated_and_serialise_as_the_current_format(folders) -> None:
+    """plans.json as 3cd1c9b wrote it: read into typed plans (the case's profile one record, the British key), and
+    the typed plans written back are read to the same plans; `--set` with a format-3 key names the new one."""
+    import json
+    import shutil
+    from pathlib import Path
+    from isrnet.plans import PLANS_FORMAT, Plans
+    from isrnet.experiment_planning.plans_file import load_plans, plans_path, set_plans_value
+    from isrnet.errors import IsrnetError
+    old = Path(__file__).parent / "data" / "plans_format3_3cd1c9b.json"
+    target = plans_path("Dataset001_DemoBrain")
+    target.parent.mkdir(parents=True)
+    shutil.copy(old, target)
+    plans = load_plans("Dataset001_DemoBrain")
+    profile = plans.cases["DemoBrain"].slice_profile
+    assert (profile.thickness_mm, profile.family, profile.thickness_source, profile.family_source,
+            profile.confidence) == (4.0, "gaussian", "estimated", "estimated", 0.359)
+    assert plans.normalisation == json.loads(old.read_text())["normalization"] and plans.cases["DemoBrain"].factor == 4.0
+    record = plans.as_json()
+    assert record["plans_format"] == PLANS_FORMAT and "normalization" not in record
+    assert Plans.from_json(record).as_json() == record
+    with pytest.raises(IsrnetError, match="now cases.DemoBrain.slice_profile.thickness_mm"):
+        set_plans_value(plans, "cases.DemoBrain.slice_thickness", 3.0)
+    assert set_plans_value(plans, "cases.DemoBrain.slice_profile.thickness_mm", 3.0) == \
+        ["cases.DemoBrain.slice_profile.thickness_mm"]
+    assert (plans.cases["DemoBrain"].slice_profile.thickness_mm,
+            plans.cases["DemoBrain"].slice_profile.thickness_source) == (3.0, "--set")

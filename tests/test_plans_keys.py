@@ -17,8 +17,8 @@ from training_support import SMALL_NETWORK, smooth_volume
 
 DATASET = "Dataset001_Keys"
 TINY = {"training.patch_size": 24, "training.batch_size": 2}
-RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.thickness_source", "cases.*.profile_source",
-           "cases.*.profile_confidence", "cases.*.reason"}
+RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.slice_profile.thickness_source",
+           "cases.*.slice_profile.family_source", "cases.*.slice_profile.confidence", "cases.*.reason"}
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def keys_dataset(folders):
     return folders
 
 
-def _plans(overrides: dict[str, Any] | None = None, preprocess: bool = False) -> dict:
+def _plans(overrides: dict[str, Any] | None = None, preprocess: bool = False):
     from isrnet.experiment_planning import PlanOptions, plan_experiment, preprocess as run_preprocessing
     plans = plan_experiment(DATASET, PlanOptions(overrides={**TINY, **(overrides or {})}))
     if preprocess:
@@ -48,7 +48,7 @@ def _config(plans: dict):
 
 
 def _trainer(plans: dict, tmp: Path):
-    from isrnet.training.initialization import Initialisation
+    from isrnet.training.initialisation import Initialisation
     from isrnet.training.trainer import Trainer
     return Trainer(_config(plans), None, None, tmp, plans, Initialisation(None, "test"))
 
@@ -63,7 +63,7 @@ def _batch(plans: dict, split: str = "train", seed: int | None = None, noise_sig
     cases = load_training_cases(DATASET, plans)
     if noise_sigma is not None:
         cases = [(array, {**properties, "noise_sigma": noise_sigma}) for array, properties in cases]
-    sampler = build_sampler(plans["sampler"], cases, 4, split)
+    sampler = build_sampler(plans.sampler, cases, 4, split)
     return sampler.sample(batch_rng(config.seed if seed is None else seed, 0), config.batch_size, config.patch_size)
 
 
@@ -88,21 +88,22 @@ def _initialisation(stage: str) -> Callable[[dict, Path], str]:
         from isrnet import paths
         from isrnet.networks import build_network
         from isrnet.training.checkpointing import save_checkpoint
-        from isrnet.training.initialization import resolve_initialisation
+        from isrnet.training.initialisation import resolve_initialisation
         from isrnet.stages import STAGES
         run = paths.results_folder() / "Dataset990_Previous" / STAGES[stage].previous
         run.mkdir(parents=True, exist_ok=True)
-        save_checkpoint({"network": plans["network"], "state_dict": build_network(plans["network"]).state_dict()},
+        save_checkpoint({"network": plans.network, "state_dict": build_network(plans.network).state_dict()},
                         run / "checkpoint_final.pth")
-        return resolve_initialisation(stage, plans["network"], plans["stage_datasets"], None, False).description
+        return resolve_initialisation(stage, plans.network, plans.stage_datasets, None, False).description
     return probe
 
 
 def _sizes(plans: dict, device: str) -> dict[str, int]:
     """Patch and batch size a run on `device` trains with (the plans were made for the CPU)."""
     from isrnet.training.run import sizes_for_device
-    other = "cpu" if device == "cuda" else "cuda"
-    return sizes_for_device({**plans, "device": other, "overrides": {}}, device)  # TINY's sizes set aside
+    elsewhere = plans.copy()
+    elsewhere.device, elsewhere.overrides = "cpu" if device == "cuda" else "cuda", {}  # TINY's sizes set aside
+    return sizes_for_device(elsewhere, device)
 
 
 def _training_case_names(plans: dict) -> list[str]:
@@ -113,9 +114,9 @@ def _training_case_names(plans: dict) -> list[str]:
 def _prediction_slices(plans: dict, tmp: Path) -> int:
     from isrnet.inference.predictor import Predictor
     from isrnet.networks import build_network
-    predictor = Predictor(build_network(plans["network"]), "untrained", plans=plans)
+    predictor = Predictor(build_network(plans.network), "untrained", plans=plans)
     volume = Volume(smooth_volume((10, 40, 40)), (4.0, 1.0, 1.0))
-    return predictor.predict(volume, predictor.settings_for("a")).shape[0]
+    return predictor.predict(volume, case="a").shape[0]
 
 
 def _hr_batch(sampler_overrides: dict[str, Any]) -> Any:
@@ -145,7 +146,7 @@ def _lr_at_start(plans: dict, tmp: Path) -> float:
 # key -> (value to set, probe(plans, tmp) -> something that must change). Probes that need the preprocessed
 # arrays of the changed plan are marked with preprocess=True.
 PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
-    "normalization": ("foreground_percentile_0.5_99.5", lambda p, t: _preprocessed(p)["a"].mean(), True),
+    "normalisation": ("foreground_percentile_0.5_99.5", lambda p, t: _preprocessed(p)["a"].mean(), True),
     "network.name": ("NoSuchNet", lambda p, t: _raises(lambda: _trainer(p, t)), False),
     **{f"network.kwargs.{key}": (value + (2 if key != "context" else 2), lambda p, t: sum(
         x.numel() for x in _trainer(p, t).network.parameters()), False)
@@ -172,8 +173,8 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "sampler.validation_fraction": (0.6, lambda p, t: float(_batch(p, "val").targets.sum()), False),
     "cases.*.slice_axis": (1, lambda p, t: _preprocessed(p)["a"].shape, True),
     "cases.*.factor": (2.0, _prediction_slices, False),
-    "cases.*.slice_thickness": (2.0, lambda p, t: float(_batch(p).context.sum()), False),
-    "cases.*.slice_profile": ("rect", lambda p, t: float(_batch(p).context.sum()), False),
+    "cases.*.slice_profile.thickness_mm": (2.0, lambda p, t: float(_batch(p).context.sum()), False),
+    "cases.*.slice_profile.family": ("rect", lambda p, t: float(_batch(p).context.sum()), False),
     "cases.*.skip": (True, lambda p, t: _training_case_names(p), False),
 }
 # Sampler options of the other stages (their datasets are video clips and isotropic volumes)
@@ -203,7 +204,7 @@ def _leaf_keys(content: dict, prefix: str = "") -> set[str]:
 
 def test_every_key_has_a_probe(keys_dataset) -> None:
     from isrnet.stages import STAGES
-    keys = _leaf_keys(_plans())
+    keys = _leaf_keys(_plans().as_json())
     assert keys - RECORDS == set(PROBES), "a plans key without a probe (or a probe for a key that is gone)"
     for stage in ("mrft", "video"):  # the other stages' sampler options
         stage_keys = {f"sampler.{key}" for key in STAGES[stage].sampler_defaults} - {"sampler.name"}
@@ -228,18 +229,21 @@ def test_other_stages_sampler_keys_change_their_pairs(key: str) -> None:
 
 
 def test_isr_train_set_changes_the_simulated_profile(keys_dataset) -> None:
-    """`isr_train --set cases.NAME.slice_profile=rect` reaches the sampler without preprocessing again."""
-    from isrnet.experiment_planning.plans_file import set_dotted
+    """`isr_train --set cases.NAME.slice_profile.family=rect` reaches the sampler without preprocessing again."""
+    from isrnet.experiment_planning.plans_file import set_plans_value
     plans = _plans(preprocess=True)
     before = _batch(plans).context
-    assert set_dotted(plans, "cases.*.slice_profile", "rect") == ["cases.a.slice_profile", "cases.b.slice_profile"]
+    assert set_plans_value(plans, "cases.*.slice_profile.family", "rect") == ["cases.a.slice_profile.family",
+                                                                              "cases.b.slice_profile.family"]
+    assert plans.cases["a"].slice_profile.family_source == "--set"
     assert not np.allclose(before, _batch(plans).context)
 
 
 @pytest.mark.parametrize("key, value, message", [
     ("training.loss", "l3", "training.loss 'l3' is unknown"),
-    ("cases.*.slice_profile", "triangle", "slice_profile 'triangle' is unknown"),
-    ("normalization", "zscore", "normalization 'zscore' is unknown"),
+    ("cases.*.slice_profile.family", "triangle", "family 'triangle' is unknown"),
+    ("cases.*.slice_thickness", 2.0, "now cases.*.slice_profile.thickness_mm"),
+    ("normalisation", "zscore", "normalisation 'zscore' is unknown"),
     ("cases.a.transpose_forward", [0, 1, 2], "settable keys are"),
     ("cases.zzz.factor", 2.0, "no case 'zzz'"),
     ("kind", "hr_mr", "is a record, not a setting"),
@@ -254,7 +258,7 @@ def test_bad_settings_are_refused_at_planning(keys_dataset, key: str, value: Any
 def test_a_preprocessing_key_changed_at_training_time_says_to_preprocess_again(keys_dataset) -> None:
     from isrnet.preprocessing.preprocessor import load_training_cases
     plans = _plans(preprocess=True)
-    plans["cases"]["a"]["slice_axis"] = 1
+    plans.cases["a"].slice_axis = 1
     with pytest.raises(IsrnetError, match="preprocess again"):
         load_training_cases(DATASET, plans)
 

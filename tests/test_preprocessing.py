@@ -55,7 +55,7 @@ def test_slice_axis_first_and_never_resampled(mixed: dict, case: str, axis: int)
     assert array.shape[0] == volume.shape[axis]  # every slice kept, none interpolated
     assert properties["crop_box"][axis] == [0, volume.shape[axis]]
     assert properties["spacing"][0] == pytest.approx(volume.spacing[axis])
-    forward = transpose_for(plans["cases"][case]["slice_axis"])[0]
+    forward = transpose_for(plans.cases[case].slice_axis)[0]
     assert properties["spacing"] == pytest.approx([volume.spacing[a] for a in forward])
     # slice k of the preprocessed array is input slice k (after crop and scaling)
     box = properties["crop_box"]

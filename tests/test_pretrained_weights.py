@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from isrnet.configuration import DEFAULT_NETWORK
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.evaluation.baselines import classic_upsample
 from isrnet.evaluation.metrics import compare
 from isrnet.imageio import Volume
@@ -61,7 +61,7 @@ def test_shipped_mrft_alone_beats_cubic_on_a_phantom_in_two_contrasts(single_thr
         truth = np.where(head, 1100.0 - truth, 0.0).astype(np.float32)
     low = Volume(simulate_thick_slices(truth, 0, 4, 4.0)[0], (4.0, 1.0, 1.0))
     reference = Volume(truth, (1.0, 1.0, 1.0))
-    output = Predictor.from_checkpoint(shipped_weights("mrft")).predict(low, PredictionSettings(slice_thickness=4.0))
+    output = Predictor.from_checkpoint(shipped_weights("mrft")).predict(low, PredictionSettings(thickness_mm=4.0))
     cubic = classic_upsample(low, 4, 0, "cubic B-spline")
     positions = input_slice_positions(low, 0)
     gain = compare(output, reference, 0, positions)["psnr_synth"] - compare(cubic, reference, 0, positions)["psnr_synth"]

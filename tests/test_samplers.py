@@ -83,7 +83,7 @@ def test_ssft_validation_pairs_come_from_a_held_out_band() -> None:
 
 
 def test_ssft_tops_simulated_slices_up_to_the_acquisition_noise_and_leaves_targets_clean() -> None:
-    from isrnet.degradation.noise import kept_noise_variance
+    from isrnet.acquisition.noise import kept_noise_variance
     volume = np.ones((12, 48, 48), np.float32)  # flat: every simulated slice and target is exactly 1 without noise
     sigma = 0.05
     noisy = SsftSampler([(volume, {"case": "f", "spacing": [4.0, 1.0, 1.0], "slice_thickness": 4.0,

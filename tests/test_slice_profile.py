@@ -9,10 +9,11 @@ import pytest
 from scipy import ndimage
 
 from isrnet.datasets import load_dataset_info
-from isrnet.degradation import simulate_thick_slices
-from isrnet.degradation.estimation import estimate_slice_profile, family_at_width
-from isrnet.degradation.slice_profile import decide_slice_profile
+from isrnet.acquisition import simulate_thick_slices
+from isrnet.acquisition.estimation import estimate_slice_profile, family_at_width
+from isrnet.acquisition.slice_profile import ProfileSource, decide_slice_profile, default_profile
 from isrnet.errors import IsrnetError
+from isrnet.experiment_planning.planner import plan_dataset
 from isrnet.imageio import Volume
 from isrnet.inference import slice_synthesis
 from isrnet.inference.predict_files import predict_file
@@ -85,12 +86,13 @@ def test_preprocessing_records_the_noise_in_normalised_units(fine: np.ndarray) -
 
 def test_precedence(fine: np.ndarray) -> None:
     stack, spacing = acquire(fine, "gaussian", 1.5, 3.0), (3.0, 1.0, 1.0)
-    given = decide_slice_profile(stack, spacing, header_thickness=3.0, dataset_thickness=2.0, dataset_family="rect")
+    given = decide_slice_profile(stack, spacing, dicom_thickness_mm=3.0, declared_thickness_mm=2.0,
+                                 declared_family="rect")
     assert (given.thickness_mm, given.thickness_source, given.family, given.family_source) == \
         (2.0, "dataset.json", "rect", "dataset.json")
-    header = decide_slice_profile(stack, spacing, header_thickness=1.5)
+    header = decide_slice_profile(stack, spacing, dicom_thickness_mm=1.5)
     assert (header.thickness_mm, header.thickness_source, header.family_source) == (1.5, "dicom", "estimated")
-    implausible = decide_slice_profile(stack, spacing, header_thickness=30.0)
+    implausible = decide_slice_profile(stack, spacing, dicom_thickness_mm=30.0)
     assert implausible.thickness_source == "estimated" and "implausible" in implausible.notes[0]
     assert implausible.thickness_mm < 0.7 * 3.0 and 0.0 <= implausible.confidence <= 1.0
     short = decide_slice_profile(stack[:5], spacing)
@@ -100,8 +102,26 @@ def test_precedence(fine: np.ndarray) -> None:
 
 def test_dataset_json_profile_is_checked(make_dataset) -> None:
     folder = make_dataset(info={"name": "T", "file_ending": ".nii.gz", "slice_profile": "triangle"})
-    with pytest.raises(IsrnetError, match="slice_profile must be one of gaussian, rect"):
+    with pytest.raises(IsrnetError, match="family must be one of gaussian, rect"):
         load_dataset_info(folder)
+    record = make_dataset("Dataset002_R", info={"name": "R", "file_ending": ".nii.gz",
+                                                "slice_profile": {"thickness_mm": -1}})
+    with pytest.raises(IsrnetError, match="thickness_mm must be a positive number"):
+        load_dataset_info(record)
+
+
+def test_dataset_json_declares_the_profile_as_a_record_or_in_the_older_form(make_dataset) -> None:
+    """The record {"thickness_mm", "family"} for every case or per case; the older slice_thickness_mm and family
+    string give the same declaration."""
+    forms = {"Dataset003_Record": {"slice_profile": {"thickness_mm": 2.5, "family": "rect"}},
+             "Dataset004_PerCase": {"slice_profile": {"a": {"thickness_mm": 2.5, "family": "rect"}, "b": {}}},
+             "Dataset005_Older": {"slice_thickness_mm": {"a": 2.5}, "slice_profile": {"a": "rect"}}}
+    for name, declared in forms.items():
+        info = load_dataset_info(make_dataset(name, info={"name": name.split("_")[1], "file_ending": ".nii.gz",
+                                                          **declared}))
+        assert (info.thickness_for("a"), info.family_for("a")) == (2.5, "rect"), name
+        assert (info.thickness_for("b"), info.family_for("b")) == ((2.5, "rect") if name.endswith("Record")
+                                                                   else (None, None)), name
 
 
 def test_plans_record_the_estimate_and_its_source(make_dataset, cli, folders, fine: np.ndarray) -> None:
@@ -113,14 +133,14 @@ def test_plans_record_the_estimate_and_its_source(make_dataset, cli, folders, fi
     assert done.code == 0, done.err
     assert "thickness" in done.out and "(estimated, confidence" in done.out
     plans = json.loads((folders.preprocessed / "Dataset001_Gap" / "plans.json").read_text())
-    case = plans["cases"]["gap"]
-    assert case["thickness_source"] == "estimated" and case["slice_thickness"] < 2.1
-    assert case["profile_source"] == "estimated" and 0.0 <= case["profile_confidence"] <= 1.0
+    case = plans["cases"]["gap"]["slice_profile"]
+    assert case["thickness_source"] == "estimated" and case["thickness_mm"] < 2.1
+    assert case["family_source"] == "estimated" and 0.0 <= case["confidence"] <= 1.0
     fingerprint = json.loads((folders.preprocessed / "Dataset001_Gap" / "dataset_fingerprint.json").read_text())
     assert fingerprint["cases"]["gap"]["slice_profile"]["estimate"]["fits_mm"].keys() == {"gaussian", "rect"}
     told = json.loads((folders.preprocessed / "Dataset002_Told" / "plans.json").read_text())["cases"]["told"]
-    assert (told["slice_thickness"], told["thickness_source"], told["slice_profile"], told["profile_source"]) == \
-        (1.5, "dataset.json", "rect", "dataset.json")
+    assert told["slice_profile"] == {"thickness_mm": 1.5, "family": "rect", "thickness_source": "dataset.json",
+                                     "family_source": "dataset.json", "confidence": 1.0}
 
 
 def test_ssft_simulates_and_prediction_conditions_on_the_same_ratio(tmp_path: Path, fine: np.ndarray,
@@ -128,8 +148,10 @@ def test_ssft_simulates_and_prediction_conditions_on_the_same_ratio(tmp_path: Pa
     """The plan's thickness reaches ssft's degradation and conditioning, and prediction's conditioning."""
     array = acquire(fine, "gaussian", 1.5, 3.0)
     normalised = (array - array.min()) / (array.max() - array.min())
-    properties = {"case": "gap", "spacing": (3.0, 1.0, 1.0), "slice_thickness": 1.5, "slice_profile": "gaussian"}
-    batches = {t: SsftSampler([(normalised, {**properties, "slice_thickness": t})]).sample(np.random.default_rng(0), 2, 24)
+    def properties(thickness: float) -> dict:
+        return {"case": "gap", "spacing": (3.0, 1.0, 1.0),
+                "slice_profile": default_profile(3.0, thickness, ProfileSource.PLANS).plan_record()}
+    batches = {t: SsftSampler([(normalised, properties(t))]).sample(np.random.default_rng(0), 2, 24)
                for t in (1.5, 3.0)}
     assert batches[1.5].conditioning[:, 1] == pytest.approx(0.5)
     assert not np.allclose(batches[1.5].context, batches[3.0].context)  # the simulated blur follows the plan
@@ -140,10 +162,14 @@ def test_ssft_simulates_and_prediction_conditions_on_the_same_ratio(tmp_path: Pa
         seen.append(thickness_ratio)
         return original(network, volume, factor, thickness_ratio, *args, **kwargs)
     monkeypatch.setattr("isrnet.inference.predictor.synthesise_slices", spy)
-    predictor = Predictor(build_network(DEFAULT_NETWORK), "untrained",
-                          plans={"kind": "target", "cases": {"gap": {"slice_thickness": 1.5, "factor": 3.0}}})
-    predictor.predict(Volume(array, (3.0, 1.0, 1.0)), predictor.settings_for("gap"))
+    plans = plan_dataset({"dataset": "Dataset001_Gap", "kind": "target", "cases": {"gap": {
+        "slice_axis": 0, "slice_spacing": 3.0, "in_plane_spacing": [1.0, 1.0], "near_isotropic": False,
+        "anisotropy": 3.0, "foreground_bbox": [[0, 20], [0, 40], [0, 40]],
+        "slice_profile": default_profile(3.0, 1.5, ProfileSource.DATASET_JSON).as_record()}}})
+    predictor = Predictor(build_network(DEFAULT_NETWORK), "untrained", plans=plans)
+    result = predictor.run(Volume(array, (3.0, 1.0, 1.0)), case="gap")
     assert seen == [pytest.approx(0.5)]
+    assert (result.slice_profile.thickness_mm, result.settings.thickness_source, result.factor) == (1.5, "plans", 3.0)
 
 
 def test_prediction_estimates_unplanned_inputs_and_records_it(tmp_path: Path, fine: np.ndarray) -> None:
@@ -154,8 +180,8 @@ def test_prediction_estimates_unplanned_inputs_and_records_it(tmp_path: Path, fi
     predict_file(predictor, source, tmp_path / "out", PredictionSettings(factor=2.0), None)
     sidecar = json.loads((tmp_path / "out" / "scan.json").read_text())
     assert sidecar["slice_profile"]["thickness_source"] == "estimated"
-    assert sidecar["slice_thickness_mm"] == sidecar["slice_profile"]["thickness_mm"] < 0.7 * 3.0
-    predict_file(predictor, source, tmp_path / "given", PredictionSettings(factor=2.0, slice_thickness=3.0), None)
+    assert sidecar["slice_profile"]["thickness_mm"] == sidecar["settings"]["thickness_mm"] < 0.7 * 3.0
+    predict_file(predictor, source, tmp_path / "given", PredictionSettings(factor=2.0, thickness_mm=3.0), None)
     given = json.loads((tmp_path / "given" / "scan.json").read_text())["slice_profile"]
     assert (given["thickness_mm"], given["thickness_source"]) == (3.0, "--slice-thickness")
 
@@ -167,5 +193,6 @@ def test_converted_dicom_thickness_is_used_when_plausible(make_dataset, cli, fol
     done = cli("-d", "3")
     assert done.code == 0, done.err
     cases = json.loads((folders.preprocessed / "Dataset003_Dicom" / "plans.json").read_text())["cases"]
-    assert (cases["ok"]["slice_thickness"], cases["ok"]["thickness_source"]) == (1.5, "dicom")
-    assert cases["odd"]["thickness_source"] == "estimated" and "SliceThickness 30 mm ignored" in done.out
+    ok, odd = cases["ok"]["slice_profile"], cases["odd"]["slice_profile"]
+    assert (ok["thickness_mm"], ok["thickness_source"]) == (1.5, "dicom")
+    assert odd["thickness_source"] == "estimated" and "SliceThickness 30 mm ignored" in done.out

@@ -1,7 +1,7 @@
 """ssft learns from the target volume alone and beats cubic B-spline interpolation on held-out truth.
 
 A 48^3 phantom at 1 mm is the truth; thick slices (every 4 mm, Gaussian profile of 4 mm FWHM) simulated
-with isrnet.degradation make the anisotropic input. ssft trains on that input only (the truth lies in
+with isrnet.acquisition make the anisotropic input. ssft trains on that input only (the truth lies in
 referenceTr/ as in a real dataset, and an audit hook checks that training never touches it); the
 synthesised slices are then compared with the truth.
 """
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.imageio import read_volumes
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.networks import build_network

@@ -11,7 +11,7 @@ import torch
 
 import isrnet.training.checkpointing as checkpointing
 import isrnet.utilities.files as atomic_files
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
 from isrnet.networks import build_network
 from isrnet.training.checkpointing import save_checkpoint
 from isrnet.training.trainer import Trainer
@@ -293,7 +293,7 @@ def test_incompatible_init_checkpoint_says_what_differs(dataset, monkeypatch, ca
 
 
 def test_nothing_to_initialise_from_names_the_options(dataset, monkeypatch, capsys) -> None:
-    monkeypatch.setattr("isrnet.training.initialization.shipped_weights", lambda stage: None)
+    monkeypatch.setattr("isrnet.training.initialisation.shipped_weights", lambda stage: None)
     result = train(monkeypatch, capsys, expect_ok=False)
     assert result.code == 1 and "nothing to initialise ssft from" in result.error
     assert "-init" in result.error and "--from-scratch" in result.error and "isr_train 901 mrft" in result.error
@@ -419,7 +419,7 @@ def test_guard_keeps_the_start_when_fine_tuning_fails(dataset, monkeypatch, caps
     assert guard["kept"] == "start" and guard["final_psnr"] < guard["start_psnr"], guard
     assert_same_weights(folder / "checkpoint_final.pth", base)
     assert "guard: kept the starting weights" in (folder / "training_log.txt").read_text()
-    from isrnet.evaluation.benchmark import trained_models
+    from isrnet.benchmarking.benchmark import trained_models
     from isrnet.experiment_planning.plans_file import load_plans
     labels = [m.label for m in trained_models(DATASET, load_plans(DATASET))]
     assert "isrnet ssft wild (guard kept its starting weights)" in labels and "isrnet ssft base" in labels

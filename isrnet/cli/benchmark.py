@@ -91,13 +91,13 @@ def main() -> None:
 
     def body() -> None:
         if args.hidden_slices:
-            from isrnet.evaluation import HiddenSliceOptions, run_hidden_slices
+            from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
             options = HiddenSliceOptions(args.keep_every, args.ssft, args.budget_minutes, args.iterations,
                                          args.adapt_minutes, tuple(args.classic or DEFAULT_CLASSIC),
                                          device=args.device, output=args.output)
             print(run_hidden_slices(args.inputs if args.inputs is not None else args.dataset, options).text)
             return
-        from isrnet.evaluation import BenchmarkOptions, run_benchmark
+        from isrnet.benchmarking import BenchmarkOptions, run_benchmark
         options = BenchmarkOptions(args.factor, args.upper_bound, args.retrain_upper_bound, args.ablation,
                                    args.budget_minutes, tuple(args.classic or SHORT_NAMES), args.device)
         print(run_benchmark(args.dataset, options).text)

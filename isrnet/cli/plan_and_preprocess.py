@@ -52,7 +52,7 @@ def _plan(args) -> None:
     from isrnet.experiment_planning.steps import load_fingerprint
     for dataset in args.datasets:
         plans = plan_experiment(dataset, _plan_options(args))
-        print(describe_plan(plans, load_fingerprint(plans["dataset"])))
+        print(describe_plan(plans, load_fingerprint(plans.dataset)))
 
 
 def _preprocess(args) -> None:

@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from isrnet.inference import (AdaptationOptions, OutputFormat, PredictionSettings, PredictOptions, predict_paths,
+    from isrnet.training.adaptation import AdaptationOptions
+    from isrnet.inference import (OutputFormat, PredictionSettings, PredictOptions, predict_paths,
                                   resolve_model)
     model = resolve_model(args.dataset, args.stage, args.model)
     settings = PredictionSettings(args.factor, args.target_spacing, args.slice_thickness, args.keep_input, args.tta,

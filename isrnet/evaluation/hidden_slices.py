@@ -90,7 +90,7 @@ def thin_case(name: str, volume: Volume, slice_axis: int, keep_every: int = DEFA
     array = stack.array.astype(np.float32)
     spacing = (stack.spacing[0] * keep_every, stack.spacing[1], stack.spacing[2])
     thinned = Volume(np.ascontiguousarray(array[kept]), spacing, stack.origin.copy(), stack.direction.copy(),
-                     volume.slice_thickness)
+                     volume.dicom_thickness_mm)
     head = foreground_mask(array, high_percentile=99.9)[removed]
     truth = array[removed]
     if not head.any():

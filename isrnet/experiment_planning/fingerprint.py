@@ -1,7 +1,7 @@
 """Dataset fingerprint: per-case geometry, slice axis, slice profile and intensity statistics.
 
 The slice profile of a target case (thickness, family, their sources and a confidence) is decided by
-`degradation.slice_profile.decide_slice_profile`: dataset.json, then a plausible DICOM SliceThickness, then an
+`acquisition.slice_profile.decide_slice_profile`: dataset.json, then a plausible DICOM SliceThickness, then an
 estimate from the volume itself.
 
 Written to `$isrnet_preprocessed/DatasetXXX_Name/dataset_fingerprint.json`. Bad cases (NaN/Inf, all-zero,
@@ -15,7 +15,8 @@ import numpy as np
 
 from isrnet import datasets, paths
 from isrnet.errors import IsrnetError
-from isrnet.degradation.slice_profile import decide_slice_profile
+from isrnet.acquisition.slice_profile import decide_slice_profile
+from isrnet.stages import DatasetKind
 from isrnet.imageio import read_volumes
 from isrnet.imageio.geometry import (MIN_SLICES, factor_of, in_plane_axes, is_near_isotropic, slice_axis_of,
                                     slices_first)
@@ -60,10 +61,10 @@ def volume_entry(volume: Volume, source: str | Path, slice_axis: int | None = No
 
 
 def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None, family: str | None = None,
-                       header_thickness: float | None = None, with_profile: bool = True) -> dict:
+                       dicom_thickness_mm: float | None = None, with_profile: bool = True) -> dict:
     """Fingerprint of every 3D volume in one image file (4D files give one entry per volume).
 
-    `thickness_mm` and `family` are dataset.json's word for this case, `header_thickness` a DICOM SliceThickness
+    `thickness_mm` and `family` are dataset.json's word for this case, `dicom_thickness_mm` a DICOM SliceThickness
     that isr_convert kept; `with_profile` (target datasets) decides each volume's slice profile."""
     volumes = read_volumes(path)
     entries = {}
@@ -72,18 +73,18 @@ def volume_fingerprint(path: Path, case: str, thickness_mm: float | None = None,
         entry = volume_entry(volume, path)
         entries[name] = {"file": str(path), "volume_index": index, "n_volumes": len(volumes), **entry,
                          "slice_profile": _slice_profile(volume, entry["slice_axis"], thickness_mm, family,
-                                                         header_thickness,
+                                                         dicom_thickness_mm,
                                                          with_profile and not entry["near_isotropic"])}
     return entries
 
 
 def _slice_profile(volume: Volume, axis: int, thickness_mm: float | None, family: str | None,
-                   header_thickness: float | None, decide: bool) -> dict | None:
+                   dicom_thickness_mm: float | None, decide: bool) -> dict | None:
     if not decide:
         return None
     stack = slices_first(volume, axis)
-    return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness or header_thickness, thickness_mm,
-                                family).as_record()
+    return decide_slice_profile(stack.array, stack.spacing, volume.dicom_thickness_mm or dicom_thickness_mm,
+                                thickness_mm, family).as_record()
 
 
 def clip_fingerprint(path: Path, case: str) -> dict:
@@ -93,16 +94,16 @@ def clip_fingerprint(path: Path, case: str) -> dict:
 
 
 def _one_case(item: tuple[str, Path, str, float | None, str | None, float | None]) -> dict:
-    case, path, kind, thickness, family, header = item
-    if kind == "video":
+    case, path, kind, thickness, family, dicom_thickness = item
+    if kind == DatasetKind.VIDEO:
         return clip_fingerprint(path, case)
-    return volume_fingerprint(path, case, thickness, family, header, with_profile=kind == "target")
+    return volume_fingerprint(path, case, thickness, family, dicom_thickness, with_profile=kind == DatasetKind.TARGET)
 
 
 def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
     """Compute and save the fingerprint of a raw dataset; returns it."""
     info, cases = datasets.training_cases(dataset)
-    items = [(case, path, info.kind, info.thickness_for(case), info.profile_for(case), info.header_thickness_for(case))
+    items = [(case, path, info.kind, info.thickness_for(case), info.family_for(case), info.dicom_thickness_for(case))
              for case, path in cases.items()]
     results = map_cases(_one_case, items, workers, f"fingerprint {dataset}")
     raise_collected(results, "fingerprint extraction")
@@ -115,7 +116,7 @@ def extract_fingerprint(dataset: str, workers: int = 2) -> dict:
                 raise IsrnetError(f"{merged[name]['file']} and {case['file']} both give case '{name}'; "
                                   f"rename one")
             merged[name] = case
-    fingerprint = {"dataset": dataset, "kind": info.kind, "cases": merged}
+    fingerprint = {"dataset": dataset, "kind": str(info.kind), "cases": merged}
     save_json(fingerprint, fingerprint_path(dataset))
     return fingerprint
 

@@ -1,4 +1,4 @@
-"""Planner: fingerprint + device + overrides -> plans dict (configuration as data, no I/O).
+"""Planner: fingerprint + device + overrides -> typed plans (configuration as data, no I/O).
 
 Per case: slice axis, upsampling factor (slice spacing / finest in-plane spacing, a real number), slice
 profile and thickness; near-isotropic cases are skipped with a reason. Per dataset: in-plane patch and batch
@@ -12,21 +12,20 @@ import copy
 from typing import Any
 
 from isrnet import configuration as cfg
+from isrnet.acquisition.slice_profile import check_family, profile_of
 from isrnet.errors import IsrnetError
-from isrnet.experiment_planning.plans_file import PLANS_FORMAT, set_dotted
+from isrnet.plans import PLANS_FORMAT, Plans
+from isrnet.experiment_planning.plans_file import set_dotted
 from isrnet.imageio.geometry import ISOTROPIC_RATIO, NEAR_ISOTROPIC_RATIO, is_isotropic
-from isrnet.intensity import DEFAULT_NORMALIZATION
-from isrnet.stages import stage_for_kind
+from isrnet.intensity import DEFAULT_NORMALISATION, NORMALISATIONS
+from isrnet.stages import DatasetKind, stage_for_kind
 
 
 def _case_plan(name: str, case: dict, factor: float | None, target_spacing: float | None) -> dict:
     slice_spacing = case["slice_spacing"]
     finest = min(case["in_plane_spacing"])
-    profile = case.get("slice_profile") or {}  # None for near-isotropic cases (skipped)
-    plan = {"slice_axis": case["slice_axis"], "slice_thickness": profile.get("thickness_mm", slice_spacing),
-            "thickness_source": profile.get("thickness_source", "spacing (default)"),
-            "slice_profile": profile.get("family", "gaussian"), "profile_source": profile.get("family_source", "default"),
-            "profile_confidence": profile.get("confidence", 0.0), "skip": False, "reason": ""}
+    profile = profile_of(case.get("slice_profile"), slice_spacing)  # none decided for near-isotropic cases
+    plan = {"slice_axis": case["slice_axis"], "slice_profile": profile.plan_record(), "skip": False, "reason": ""}
     if factor is not None:
         chosen = float(factor)
     elif target_spacing is not None:
@@ -74,22 +73,22 @@ def _check_isotropic(fingerprint: dict) -> None:
 
 def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = None,
                  target_spacing: float | None = None, budget_minutes: float | None = None,
-                 overrides: dict[str, Any] | None = None) -> dict:
-    """The plans dict for a fingerprint. `overrides` maps dotted keys ('training.lr') to values."""
+                 overrides: dict[str, Any] | None = None) -> Plans:
+    """The plans for a fingerprint. `overrides` maps dotted keys ('training.lr') to values."""
     if device not in cfg.MEMORY_BUDGET_BYTES:
         raise IsrnetError(f"unknown device '{device}'; use cpu or cuda")
-    kind = fingerprint["kind"]
+    kind = DatasetKind(fingerprint["kind"])
     network = copy.deepcopy(cfg.DEFAULT_NETWORK)
-    plans: dict[str, Any] = {"plans_format": PLANS_FORMAT, "dataset": fingerprint["dataset"], "kind": kind,
-                             "device": device, "network": network, "normalization": DEFAULT_NORMALIZATION,
+    plans: dict[str, Any] = {"plans_format": PLANS_FORMAT, "dataset": fingerprint["dataset"], "kind": str(kind),
+                             "device": device, "network": network, "normalisation": DEFAULT_NORMALISATION,
                              "stage_datasets": dict(cfg.DEFAULT_STAGE_DATASETS)}
     stage = stage_for_kind(kind)
     budget = stage.budget_minutes[device] if budget_minutes is None else float(budget_minutes)
-    if kind == "video":
+    if kind == DatasetKind.VIDEO:
         extent = min(min(c["height"], c["width"]) for c in fingerprint["cases"].values())
         plans["cases"] = {name: {"skip": False} for name in fingerprint["cases"]}
     else:
-        if kind == "hr_mr":  # isotropic material: every axis can play the slice axis
+        if kind == DatasetKind.HR_MR:  # isotropic material: every axis can play the slice axis
             _check_isotropic(fingerprint)
             plans["cases"] = {name: {"skip": False} for name in fingerprint["cases"]}
         else:
@@ -97,7 +96,7 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
                               for name, case in fingerprint["cases"].items()}
         _check_not_all_skipped(fingerprint["dataset"], plans["cases"])
         extents = [min(b[1] - b[0] for i, b in enumerate(c["foreground_bbox"])
-                       if i != c["slice_axis"] or kind == "hr_mr")
+                       if i != c["slice_axis"] or kind == DatasetKind.HR_MR)
                    for name, c in fingerprint["cases"].items() if not plans["cases"][name]["skip"]]
         extent = min(extents)  # skipped cases are never trained on: they do not limit the patch
     patch, batch = patch_and_batch(extent, device, network)
@@ -117,21 +116,21 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
         if value is not None:
             plans["overrides"][key] = value
     _check_not_all_skipped(fingerprint["dataset"], plans["cases"])
-    _check_choices(plans)
-    return plans
+    typed = Plans.from_json(plans, f"the plans of {fingerprint['dataset']}")
+    _check_choices(typed)
+    return typed
 
 
-def _check_choices(plans: dict) -> None:
+def _check_choices(plans: Plans) -> None:
     """String-named choices must name something that exists (an error now, not at training time)."""
-    from isrnet.degradation import ACQUISITION_PROFILES
-    from isrnet.intensity import NORMALIZATIONS
-    choices = [("normalization", plans["normalization"], NORMALIZATIONS),
-               ("training.loss", plans["training"]["loss"], cfg.LOSS_NAMES)]
-    choices += [(f"cases.{name}.slice_profile", case["slice_profile"], ACQUISITION_PROFILES)
-                for name, case in plans["cases"].items() if "slice_profile" in case]
+    choices = [("normalisation", plans.normalisation, NORMALISATIONS),
+               ("training.loss", plans.training.loss, cfg.LOSS_NAMES)]
     for key, value, valid in choices:
         if value not in valid:
             raise IsrnetError(f"{key} '{value}' is unknown; use one of {', '.join(valid)}")
+    for name, case in plans.cases.items():
+        if case.slice_profile is not None:
+            check_family(case.slice_profile.family, f"cases.{name}.slice_profile.family")
 
 
 def _check_not_all_skipped(dataset: str, cases: dict) -> None:

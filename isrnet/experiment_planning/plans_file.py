@@ -1,7 +1,8 @@
-"""plans.json: where it lives, loading it (with errors that name the command to run), and `--set KEY=VALUE`.
+"""plans.json: where it lives, reading it (with errors that name the command to run), and `--set KEY=VALUE`.
 
 Every key plans.json carries is read by isrnet (documentation/planning.md lists them with what reads them).
-Keys that older versions wrote and that did nothing are refused with the key's name and the fix.
+Plans of format 3 are migrated when read (plans.migrated); keys that older versions wrote and that did nothing
+are refused with the key's name and the fix.
 """
 from __future__ import annotations
 
@@ -9,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from isrnet import paths
+from isrnet.acquisition.slice_profile import ProfileSource, check_family
 from isrnet.errors import IsrnetError
+from isrnet.plans import PLANS_FORMAT, Plans, migrated
 from isrnet.utilities.files import load_json
 
 PLANS_FILE = "plans.json"
-PLANS_FORMAT = 3  # 3: per-case slice profile records, training.warmup_fraction
 # Records and identity, not settings: `--set` refuses them.
 NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides", "device")  # device: plan with -device instead
 # Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
-CASE_KEYS = ("slice_axis", "factor", "slice_thickness", "slice_profile", "skip")
+CASE_KEYS = ("slice_axis", "factor", "slice_profile.thickness_mm", "slice_profile.family", "skip")
+RENAMED_CASE_KEYS = {"slice_thickness": "slice_profile.thickness_mm", "slice_profile": "slice_profile.family"}
 # Keys earlier isrnet versions wrote that nothing read (or that are derived now): an old plans.json gets an error.
 REMOVED_KEYS = ("plans_name", "planner", "preprocessor", "training.stage", "cases.*.transpose_forward",
                 "cases.*.transpose_backward", "cases.*.spacing", "cases.*.slice_spacing", "cases.*.in_plane_spacing",
@@ -28,13 +31,30 @@ def plans_path(dataset: str) -> Path:
     return paths.preprocessed_folder() / dataset / PLANS_FILE
 
 
-def load_plans(dataset: str) -> dict:
+def load_plans(dataset: str) -> Plans:
     path = plans_path(dataset)
     if not path.is_file():
         raise IsrnetError(f"dataset {dataset} has no plans ({path}); run: isr_plan_and_preprocess -d {dataset}")
-    plans = load_json(path)
-    check_current(plans, f"{path}", f"isr_plan_and_preprocess -d {dataset}")
-    return plans
+    return read_plans(path, f"isr_plan_and_preprocess -d {dataset}")
+
+
+def read_plans(path: Path, fix: str) -> Plans:
+    """The plans in `path` (a dataset's, a run's or an installed model's), migrated from an earlier format."""
+    return plans_from_json(load_json(path), f"{path}", fix)
+
+
+def plans_beside(folder: Path) -> Plans | None:
+    """The plans.json of a run folder or an installed model (what its weights were trained with), if any."""
+    path = folder / PLANS_FILE
+    return read_plans(path, "train the run again (isr_train) or export the model with this isrnet") \
+        if path.is_file() else None
+
+
+def plans_from_json(record: dict, where: str, fix: str) -> Plans:
+    """Typed plans from a plans.json record of this or a migratable earlier format."""
+    record = migrated(record)
+    check_current(record, where, fix)
+    return Plans.from_json(record, where)
 
 
 def check_current(plans: dict, where: str, fix: str) -> None:
@@ -45,7 +65,7 @@ def check_current(plans: dict, where: str, fix: str) -> None:
                               f"effect or is now derived); plan again with: {fix}")
     if plans.get("plans_format") != PLANS_FORMAT:
         raise IsrnetError(f"{where} has plans format {plans.get('plans_format')!r}, this isrnet reads "
-                          f"{PLANS_FORMAT}; plan again with: {fix}")
+                          f"{PLANS_FORMAT} (and migrates 3); plan again with: {fix}")
 
 
 def _has_key(plans: dict, dotted: str) -> bool:
@@ -57,8 +77,19 @@ def _has_key(plans: dict, dotted: str) -> bool:
     return True if not rest else isinstance(plans[head], dict) and _has_key(plans[head], rest)
 
 
+def set_plans_value(plans: Plans, key: str, value: Any) -> list[str]:
+    """Change the typed `plans` in place for dotted `key` (as `--set`); returns the keys changed."""
+    record = plans.as_json()
+    changed = set_dotted(record, key, value)
+    updated = Plans.from_json(record, f"--set {key}")
+    for name in updated.__dataclass_fields__:
+        setattr(plans, name, getattr(updated, name))
+    return changed
+
+
 def set_dotted(plans: dict, key: str, value: Any) -> list[str]:
-    """plans['a']['b'] = value for key 'a.b'; returns the keys changed ('cases.*.x' expands to every case).
+    """plans['a']['b'] = value for key 'a.b' of a plans.json record; returns the keys changed ('cases.*.x'
+    expands to every case).
 
     Unknown keys are an error (a typo must not pass silently), and so are records that are not settings.
     """
@@ -80,10 +111,12 @@ def set_dotted(plans: dict, key: str, value: Any) -> list[str]:
 
 def _set_case(plans: dict, key: str, parts: list[str], value: Any) -> list[str]:
     cases = plans.get("cases", {})
-    if len(parts) != 3:
+    if len(parts) < 3:
         raise IsrnetError(f"'{key}': per-case keys are cases.NAME.KEY (NAME may be *), e.g. "
-                          f"cases.*.slice_profile=rect")
-    _, name, field = parts
+                          f"cases.*.slice_profile.family=rect")
+    name, field = parts[1], ".".join(parts[2:])
+    if field in RENAMED_CASE_KEYS:
+        raise IsrnetError(f"'{key}': the key is now cases.{name}.{RENAMED_CASE_KEYS[field]}")
     names = list(cases) if name == "*" else [name]
     if name != "*" and name not in cases:
         raise IsrnetError(f"'{key}': the plans have no case '{name}'; cases: {', '.join(cases) or 'none'}")
@@ -91,9 +124,13 @@ def _set_case(plans: dict, key: str, parts: list[str], value: Any) -> list[str]:
     if field not in allowed:
         raise IsrnetError(f"'{key}': a case's settable keys are {', '.join(allowed)}")
     for case in names:
-        cases[case][field] = value
-        if field == "slice_thickness":
-            cases[case]["thickness_source"] = "--set"
-        if field == "slice_profile":
-            cases[case]["profile_source"] = "--set"
+        plan = cases[case]
+        if field == "slice_profile.thickness_mm":
+            plan["slice_profile"].update(thickness_mm=float(value), thickness_source=str(ProfileSource.SET),
+                                         confidence=1.0)
+        elif field == "slice_profile.family":
+            check_family(value, key)
+            plan["slice_profile"].update(family=value, family_source=str(ProfileSource.SET))
+        else:
+            plan[field] = value
     return [f"cases.{case}.{field}" for case in names]

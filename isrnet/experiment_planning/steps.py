@@ -13,9 +13,10 @@ from isrnet.datasets import resolve_dataset
 from isrnet.errors import IsrnetError
 from isrnet.experiment_planning.fingerprint import extract_fingerprint, fingerprint_path
 from isrnet.experiment_planning.planner import plan_dataset
+from isrnet.plans import CasePlan, Plans
 from isrnet.experiment_planning.plans_file import load_plans, plans_path
 from isrnet.preprocessing.preprocessor import preprocess_dataset
-from isrnet.stages import stage_for_kind
+from isrnet.stages import DatasetKind, stage_for_kind
 from isrnet.utilities.files import load_json, save_json
 
 
@@ -35,13 +36,13 @@ def load_fingerprint(dataset: str) -> dict:
     return load_json(path)
 
 
-def plan_experiment(dataset: str | int, options: PlanOptions | None = None) -> dict:
+def plan_experiment(dataset: str | int, options: PlanOptions | None = None) -> Plans:
     """plans.json from the saved fingerprint; returns the plans."""
     options = options or PlanOptions()
     name = resolve_dataset(dataset)
     plans = plan_dataset(load_fingerprint(name), options.device, options.factor, options.target_spacing,
                          options.budget_minutes, options.overrides)
-    save_json(plans, plans_path(name))
+    save_json(plans.as_json(), plans_path(name))
     return plans
 
 
@@ -51,7 +52,7 @@ def preprocess(dataset: str | int, workers: int = 2) -> None:
     preprocess_dataset(name, load_fingerprint(name), load_plans(name), workers)
 
 
-def plan_and_preprocess(dataset: str | int, options: PlanOptions | None = None, workers: int = 2) -> dict:
+def plan_and_preprocess(dataset: str | int, options: PlanOptions | None = None, workers: int = 2) -> Plans:
     """Fingerprint, plan and preprocess one raw dataset; returns the plans."""
     name = resolve_dataset(dataset)
     extract_fingerprint(name, workers)
@@ -60,32 +61,32 @@ def plan_and_preprocess(dataset: str | int, options: PlanOptions | None = None, 
     return plans
 
 
-def _profile_text(plan: dict, case: dict) -> str:
+def _profile_text(plan: CasePlan, case: dict) -> str:
     """Thickness and family with their sources; the estimate's confidence and any note from the fingerprint."""
-    text = (f"thickness {plan['slice_thickness']:.2f} mm ({plan['thickness_source']}"
-            + (f", confidence {plan['profile_confidence']:.2f}" if plan["thickness_source"] == "estimated" else "")
-            + f"), {plan['slice_profile']} profile ({plan['profile_source']})")
+    profile = plan.slice_profile
+    text = (f"thickness {profile.thickness_mm:.2f} mm ({profile.thickness_source}"
+            + (f", confidence {profile.confidence:.2f}" if profile.thickness_source == "estimated" else "")
+            + f"), {profile.family} profile ({profile.family_source})")
     notes = (case.get("slice_profile") or {}).get("notes", [])
     return text + "".join(f"; {note}" for note in notes)
 
 
-def describe_plan(plans: dict, fingerprint: dict) -> str:
+def describe_plan(plans: Plans, fingerprint: dict) -> str:
     """What the planner decided, one line per case (printed by isr_plan)."""
-    training = plans["training"]
-    lines = [f"{plans['dataset']} ({plans['kind']}): stage {stage_for_kind(plans['kind']).name}, patch {training['patch_size']}, "
-             f"batch {training['batch_size']}, budget {training['budget_minutes']:g} min, loss {training['loss']}"
-             + (f"; overrides: {', '.join(f'{k}={v}' for k, v in plans['overrides'].items())}"
-                if plans["overrides"] else "")]
-    if plans["kind"] == "video":
-        return "\n".join(lines + [f"  {len(plans['cases'])} clip(s)"])
-    for case, plan in plans["cases"].items():
+    training = plans.training
+    lines = [f"{plans.dataset} ({plans.kind}): stage {stage_for_kind(plans.kind).name}, patch {training.patch_size}, "
+             f"batch {training.batch_size}, budget {training.budget_minutes:g} min, loss {training.loss}"
+             + (f"; overrides: {', '.join(f'{k}={v}' for k, v in plans.overrides.items())}"
+                if plans.overrides else "")]
+    if plans.kind == DatasetKind.VIDEO:
+        return "\n".join(lines + [f"  {len(plans.cases)} clip(s)"])
+    for case, plan in plans.cases.items():
         spacing = "x".join(f"{s:g}" for s in fingerprint["cases"][case]["spacing"])
-        if plan["skip"]:
-            lines.append(f"  {case}: skipped, {plan.get('reason') or 'skip set'}")
-        elif plans["kind"] == "hr_mr":
+        if plan.skip:
+            lines.append(f"  {case}: skipped, {plan.reason or 'skip set'}")
+        elif plans.kind == DatasetKind.HR_MR:
             lines.append(f"  {case}: isotropic {spacing} mm, every axis used")
         else:
-            lines.append(f"  {case}: slice axis {plan['slice_axis']}, spacing {spacing} mm, factor "
-                         f"x{plan['factor']:g}, {_profile_text(plan, fingerprint['cases'][case])}")
+            lines.append(f"  {case}: slice axis {plan.slice_axis}, spacing {spacing} mm, factor "
+                         f"x{plan.factor:g}, {_profile_text(plan, fingerprint['cases'][case])}")
     return "\n".join(lines)
-

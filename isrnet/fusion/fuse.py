@@ -29,14 +29,15 @@ from isrnet.fusion.frequency_fusion import StackResponse, fuse
 from isrnet.fusion.grouping import group_stacks
 from isrnet.fusion.harmonisation import IntensityMap, match_intensities
 from isrnet.fusion.registration import Registration, identity_at, register_rigid, volume_centre
-from isrnet.imageio import Volume, read_volumes, write_volume
-from isrnet.imageio.formats import image_ending, is_dicom_folder, sidecar_of
+from isrnet.imageio import Volume, read_volumes
+from isrnet.imageio.formats import image_ending, is_dicom_folder
 from isrnet.imageio.geometry import in_plane_axes, is_near_isotropic
 from isrnet.inference.model_resolution import Model, as_model
-from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of
-from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.inference.outputs import (OutputFormat, check_not_an_input, dicom_record, write_image, write_series,
+                                      write_sidecar)
+from isrnet.inference.predict_files import find_inputs, part_of
+from isrnet.inference.predictor import Predictor
 from isrnet.utilities.device import resolve_device
-from isrnet.utilities.files import save_json
 
 
 @dataclass
@@ -78,15 +79,14 @@ class FusionResult:
 
 def super_resolve(predictor: Predictor, name: str, volume: Volume) -> Stack:
     """The stack super-resolved along its own slice axis with its own settings (as isr_predict does)."""
-    settings = predictor.settings_for(name, PredictionSettings())
-    settings, profile = predictor.with_slice_profile(volume, settings)
+    settings, profile = predictor.resolve(volume, case=name)
     axis = Predictor.slice_axis(volume, settings)
     record = {"slice_axis": axis, "input_spacing": list(volume.spacing), "slice_profile": profile.as_record()}
     if is_near_isotropic(volume.spacing, axis):
         return Stack(name, volume, volume, {**record, "super_resolved": "no (already near-isotropic)"})
-    output = predictor.predict(volume, settings)
-    return Stack(name, volume, output, {**record, "super_resolved": f"x{volume.spacing[axis] / output.spacing[axis]:.3g}",
-                                        "output_spacing": list(output.spacing)})
+    result = predictor.run(volume, settings, name)
+    return Stack(name, volume, result.volume, {**record, "super_resolved": f"x{result.factor:.3g}",
+                                               "output_spacing": list(result.volume.spacing)})
 
 
 def _response(stack: Stack, registration: Registration, grid: Volume) -> StackResponse:
@@ -197,8 +197,7 @@ def fuse_paths(stacks: list[str | Path], output: str | Path, model: Model | str 
             raise IsrnetError(f"-i {path}: no such file or folder")
         if path.is_dir() and not is_dicom_folder(path):
             raise IsrnetError(f"-i {path}: a folder of stacks goes alone (isr_fuse -i FOLDER -o OUT_FOLDER)")
-        if path.resolve() == output.resolve():
-            raise IsrnetError(f"-o {output} is one of the inputs; isrnet never overwrites its inputs")
+    check_not_an_input(output, paths)
     if not 0 <= options.reference < len(paths):
         raise IsrnetError(f"--reference {options.reference}: there are {len(paths)} stacks (0-based index)")
     identity_source = options.output.identity_source(paths[options.reference])
@@ -211,36 +210,30 @@ def fuse_paths(stacks: list[str | Path], output: str | Path, model: Model | str 
     result = fuse_volumes([case_name(p) for p in paths], [_read_stack(p) for p in paths], predictor, options, log)
     result.record["inputs"] = [str(p) for p in paths]
     if identity_source is not None:
-        _write_dicom(result, output, identity_source, paths[options.reference], options)
+        _write_dicom(result, output, identity_source, paths, options)
     else:
-        write_volume(result.volume, output, "float32")
+        write_image([result.volume], output)
     if options.qc_figure and result.on_grid:
         from isrnet.fusion.qc_figure import fusion_figure
         figure = output.parent / f"{output.name[: len(output.name) - len(image_ending(output) or '')]}_qc.png"
         fusion_figure(result, figure)
         result.record["qc_figure"] = figure.name
-    save_json(result.record, sidecar_of(output))
+    write_sidecar(result.record, output)
     log(f"isr_fuse: {len(result.record['fusion'].get('stacks', [paths[0]]))} of {len(paths)} stack(s) fused into "
         f"{output} ({result.record['seconds']:.0f} s)")
     return output
 
 
-def _write_dicom(result: FusionResult, output: Path, identity_source: Path, reference: Path,
+def _write_dicom(result: FusionResult, output: Path, identity_source: Path, inputs: list[Path],
                  options: FuseOptions) -> None:
     """The fused volume as a derived series of the reference stack's patient and study (one instance per plane
     across the reference's slice axis: the grid has the reference's orientation)."""
-    from isrnet.imageio.dicom_series import read_identity, write_dicom_series
-    protected = [p.resolve() for p in (reference, identity_source)]
-    if any(output.resolve() == p or output.resolve() in p.parents for p in protected):
-        raise IsrnetError(f"{output} would replace an input series; choose another -o")
     axis = next(s for s in result.record["stacks"] if s["name"] == result.record["reference_stack"])["slice_axis"]
-    count = len(result.record["fusion"].get("stacks", [reference]))
-    write_dicom_series(result.volume, output, read_identity(identity_source), axis, f"isrnet fused {count} stacks",
-                       f"isrnet {__version__} fusion of {count} super-resolved stacks (model: "
-                       f"{result.record['model']})", options.output.anonymise,
-                       keep_frame_of_reference=reference.is_dir())
-    result.record["dicom"] = {"identity_from": "(anonymised)" if options.output.anonymise else str(identity_source),
-                              "anonymised": options.output.anonymise}
+    count = len(result.record["fusion"].get("stacks", [inputs[0]]))
+    write_series(result.volume, output, identity_source, inputs, axis, f"isrnet fused {count} stacks",
+                 f"isrnet {__version__} fusion of {count} super-resolved stacks (model: {result.record['model']})",
+                 options.output, keep_frame_of_reference=inputs[options.reference].is_dir())
+    result.record["dicom"] = dicom_record(identity_source, options.output)
 
 
 def fuse_folder(folder: str | Path, output_folder: str | Path, model: Model | str | Path | None = None,
@@ -249,8 +242,7 @@ def fuse_folder(folder: str | Path, output_folder: str | Path, model: Model | st
     A patient that fails is reported and the others still run; with num_parts a patient never spans two parts."""
     options = options or FuseOptions()
     folder, output_folder = Path(folder), Path(output_folder)
-    if output_folder.resolve() == folder.resolve():
-        raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
+    check_not_an_input(output_folder, [folder], replaced=False)
     patients = part_of(group_stacks(folder, find_inputs(folder)), options.num_parts, options.part_id)
     model = as_model(model)
     log(f"isr_fuse: {len(patients)} patient(s) -> {output_folder}")

@@ -98,7 +98,7 @@ def upsampled_volume(volume: Volume, array: np.ndarray, factor: float) -> Volume
     if array.shape[0] != len(grid.positions) or array.shape[1:] != volume.shape[1:]:
         raise ValueError(f"array shape {array.shape} does not fit the upsampled grid "
                          f"({len(grid.positions)}, {volume.shape[1]}, {volume.shape[2]})")
-    return Volume(array, grid.spacing, volume.origin.copy(), volume.direction.copy(), volume.slice_thickness)
+    return Volume(array, grid.spacing, volume.origin.copy(), volume.direction.copy(), volume.dicom_thickness_mm)
 
 
 def input_slice_positions(volume: Volume, slice_axis: int) -> np.ndarray:

@@ -24,11 +24,11 @@ from isrnet.imageio.volume import Volume
 _SLICE_THICKNESS_TAG = "0018|0050"
 
 
-def from_sitk(image: sitk.Image, slice_thickness: float | None = None) -> Volume:
+def from_sitk(image: sitk.Image, dicom_thickness_mm: float | None = None) -> Volume:
     array = sitk.GetArrayFromImage(image)
     direction = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)[:, ::-1]
     return Volume(array, tuple(image.GetSpacing())[::-1], np.asarray(image.GetOrigin()),
-                  direction, slice_thickness)
+                  direction, dicom_thickness_mm)
 
 
 def to_sitk(volume: Volume) -> sitk.Image:

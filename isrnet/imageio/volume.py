@@ -18,7 +18,7 @@ class Volume:
     spacing: tuple[float, float, float]
     origin: np.ndarray = field(default_factory=lambda: np.zeros(3))
     direction: np.ndarray = field(default_factory=lambda: np.eye(3))
-    slice_thickness: float | None = None  # mm, where the source records it (DICOM SliceThickness)
+    dicom_thickness_mm: float | None = None  # the slice thickness the source records (DICOM SliceThickness)
 
     def __post_init__(self) -> None:
         self.spacing = tuple(float(s) for s in self.spacing)
@@ -46,4 +46,4 @@ class Volume:
         """Permute array axes; geometry follows so every voxel keeps its world position."""
         order = [int(o) for o in order]
         return Volume(np.transpose(self.array, order), tuple(self.spacing[o] for o in order),
-                      self.origin.copy(), self.direction[:, order].copy(), self.slice_thickness)
+                      self.origin.copy(), self.direction[:, order].copy(), self.dicom_thickness_mm)

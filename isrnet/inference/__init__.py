@@ -7,7 +7,6 @@ from isrnet.utilities.lazy_exports import lazy_exports
 
 _HOMES = {"predict_paths": "path_prediction", "PredictOptions": "path_prediction", "CaseResult": "path_prediction",
           "Predictor": "predictor", "PredictionSettings": "predictor", "resolve_model": "model_resolution",
-          "Model": "model_resolution", "OutputFormat": "predict_files", "AdaptationOptions": "adaptation",
-          "adapt_to_case": "adaptation"}
+          "Model": "model_resolution", "OutputFormat": "outputs", "Prediction": "predictor"}
 __all__ = list(_HOMES)
 __getattr__ = lazy_exports(__name__, _HOMES)

@@ -13,19 +13,19 @@ from isrnet.datasets import resolve_dataset
 from isrnet.errors import IsrnetError
 from isrnet.pretrained import SHIPPED_STAGES, describe_shipped, shipped_weights
 from isrnet.runs import CHECKPOINT_PREFERENCE, Run, checkpoint_in, latest_run
-from isrnet.utilities.files import load_json
+from isrnet.plans import Plans
+from isrnet.experiment_planning.plans_file import plans_beside
 
 
 @dataclass
 class Model:
     checkpoint: Path
-    plans: dict | None
+    plans: Plans | None
     description: str
 
 
-def _plans_beside(checkpoint: Path) -> dict | None:
-    path = checkpoint.parent / "plans.json"
-    return load_json(path) if path.is_file() else None
+def _plans_beside(checkpoint: Path) -> Plans | None:
+    return plans_beside(checkpoint.parent)
 
 
 def from_model_path(path: str | Path) -> Model:

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 from isrnet.errors import IsrnetError
-from isrnet.inference.adaptation import AdaptationOptions
 from isrnet.inference.model_resolution import Model, as_model
-from isrnet.inference.predict_files import OutputFormat, find_inputs, part_of, predict_file
+from isrnet.inference.outputs import OutputFormat, check_not_an_input
+from isrnet.inference.predict_files import find_inputs, part_of, predict_file
 from isrnet.inference.predictor import PredictionSettings, Predictor
+from isrnet.training.adaptation import AdaptationOptions
 from isrnet.utilities.device import check_amp, resolve_device
 from isrnet.utilities.progress import progress, stderr_is_terminal, write
 
@@ -93,9 +94,7 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
     options = options or PredictOptions()
     inputs, output = Path(inputs), Path(output)
     cases = part_of(find_inputs(inputs), options.num_parts, options.part_id)
-    source_folder = inputs if inputs.is_dir() else inputs.parent
-    if output.resolve() in (source_folder.resolve(), inputs.resolve()):
-        raise IsrnetError("-o must differ from the input folder: isrnet never overwrites its inputs")
+    check_not_an_input(output, [inputs if inputs.is_dir() else inputs.parent, inputs], replaced=False)
     device = resolve_device(options.device)
     check_amp(device, options.amp)  # here too: before worker processes would fail on it one by one
     model = as_model(model)

@@ -2,10 +2,13 @@
 
     predictor = Predictor.from_run("results/Dataset001_DemoBrain/ssft")   # weights + the plans beside them
     out = predictor.predict(volume)                                         # Volume in, Volume out (exact geometry)
-    out = predictor.predict(volume, predictor.settings_for("case_001"))     # the plan's factor/thickness/axis
+    out = predictor.predict(volume, case="case_001")                        # the plan's factor/thickness/axis
+    result = predictor.run(volume, PredictionSettings(factor=4), "case_001")  # + the settings and profile used
     array, spacing = predictor.predict_array(array, spacing)                # numpy in, numpy out
 
-Input goes through the same `prepare_volume` as the training data (slice axis first, the plans' normalisation).
+Per volume the predictor resolves once what the settings leave open (`resolve`: the plans' entry for the case, then
+the slice profile as planning decides it) and predicts with that. Input goes through the same `prepare_volume` as
+the training data (slice axis first, the plans' normalisation).
 """
 from __future__ import annotations
 
@@ -17,33 +20,33 @@ from typing import Callable
 import numpy as np
 import torch
 
-from isrnet.degradation.slice_profile import DEFAULT_FAMILY, SliceProfile, decide_slice_profile
+from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, decide_slice_profile, default_profile
 from isrnet.errors import IsrnetError
+from isrnet.plans import Plans
 from isrnet.imageio.geometry import (MIN_SLICES, NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes,
                                      slice_axis_of, slices_first, upsampled_volume)
 from isrnet.imageio.volume import Volume
 from isrnet.inference.model_resolution import Model, from_model_path
 from isrnet.inference.slice_synthesis import Acceleration, synthesise_slices
-from isrnet.intensity import DEFAULT_NORMALIZATION
-from isrnet.networks import build_network
+from isrnet.intensity import DEFAULT_NORMALISATION
 from isrnet.preprocessing.preprocessor import prepare_volume
 from isrnet.runs import Run
-from isrnet.training.checkpointing import load_checkpoint
+from isrnet.training.adaptation import Adapted, AdaptationCase, AdaptationOptions, StartingPoint, adapt_to_case
+from isrnet.training.checkpointing import load_checkpoint, network_from_checkpoint
 from isrnet.utilities.device import check_amp
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
-FAMILY_NOT_DECIDED = "not used by prediction"  # family_source of a profile whose thickness was given
 
 
 @dataclass
 class PredictionSettings:
     factor: float | None = None  # default: slice spacing / finest in-plane spacing
     target_spacing: float | None = None  # mm between output slices (alternative to factor)
-    slice_thickness: float | None = None  # mm; default: decided from the volume (header, else estimated)
+    thickness_mm: float | None = None  # the input's slice thickness; default: decided from the volume
     keep_input: bool = True
     tta: bool = False
     slice_axis: int | None = None  # default: the axis with the largest spacing
-    thickness_source: str = "--slice-thickness"  # where slice_thickness came from ('plans' when settings_for set it)
+    thickness_source: ProfileSource = ProfileSource.COMMAND_LINE  # where thickness_mm came from
     whole_slices: bool = False  # the network over whole slices (default: around the anatomy; see slice_synthesis)
     # The gap (slice spacing in in-plane pixels) the network is told; default: the factor. Set it to ask for more
     # output slices than the gap has pixels (a denser sampling of the same synthesis, as the hidden-slice
@@ -51,14 +54,24 @@ class PredictionSettings:
     conditioning_factor: float | None = None
 
 
+@dataclass
+class Prediction:
+    """One volume super-resolved, with what it was predicted with."""
+    volume: Volume
+    settings: PredictionSettings  # resolved: factor or target spacing as asked, the thickness and axis used
+    slice_profile: SliceProfile
+    slice_axis: int
+    factor: float  # input slice spacing / output slice spacing
+
+
 class Predictor:
     def __init__(self, network: torch.nn.Module, description: str, device: str = "cpu",
-                 trained_factors: tuple[float, float] | None = None, plans: dict | None = None,
+                 trained_factors: tuple[float, float] | None = None, plans: Plans | None = None,
                  amp: bool = False, network_config: dict | None = None, weights: str | None = None) -> None:
         check_amp(device, amp)
         self.network = network.to(device).eval()
         self.description, self.device, self.trained_factors = description, device, trained_factors
-        self.plans = plans or {}
+        self.plans = plans
         self.amp = amp
         self.acceleration = Acceleration.for_device(device, amp)
         self.network_config = network_config  # build_network's config: what fine-tuning a copy needs
@@ -68,9 +81,7 @@ class Predictor:
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: dict | None = None,
                         description: str | None = None, amp: bool = False) -> "Predictor":
         checkpoint = load_checkpoint(path)
-        network = build_network(checkpoint["network"])
-        network.load_state_dict(checkpoint["state_dict"])
-        return cls(network, description or str(path), device, checkpoint.get("trained_factors"), plans, amp,
+        return cls(network_from_checkpoint(checkpoint), description or str(path), device, checkpoint.get("trained_factors"), plans, amp,
                    checkpoint["network"], str(Path(path).resolve()))
 
     @classmethod
@@ -88,19 +99,22 @@ class Predictor:
                          self.network_config, None)
 
     @property
-    def normalization(self) -> str:
-        return self.plans.get("normalization", DEFAULT_NORMALIZATION)
+    def normalisation(self) -> str:
+        return self.plans.normalisation if self.plans is not None else DEFAULT_NORMALISATION
 
-    def settings_for(self, case: str, requested: PredictionSettings = PredictionSettings()) -> PredictionSettings:
+    def settings_for(self, case: str | None, requested: PredictionSettings = PredictionSettings()) -> PredictionSettings:
         """`requested`, with what it leaves open taken from the plans' entry for `case` (factor, thickness,
         slice axis), when the model was trained on a dataset that has this case."""
-        plan = self.plans.get("cases", {}).get(case, {}) if self.plans.get("kind") == "target" else {}
+        plan = self.plans.case(case) if self.plans is not None and case is not None else None
+        if plan is None:
+            return requested
         scale_given = requested.factor is not None or requested.target_spacing is not None
-        from_plan = not requested.slice_thickness and plan.get("slice_thickness")
-        return replace(requested, factor=requested.factor if scale_given else plan.get("factor"),
-                       slice_thickness=requested.slice_thickness or plan.get("slice_thickness"),
-                       thickness_source="plans" if from_plan else requested.thickness_source,
-                       slice_axis=requested.slice_axis if requested.slice_axis is not None else plan.get("slice_axis"))
+        planned = plan.slice_profile.thickness_mm if plan.slice_profile is not None else None
+        from_plan = not requested.thickness_mm and planned
+        return replace(requested, factor=requested.factor if scale_given else plan.factor,
+                       thickness_mm=requested.thickness_mm or planned,
+                       thickness_source=ProfileSource.PLANS if from_plan else requested.thickness_source,
+                       slice_axis=requested.slice_axis if requested.slice_axis is not None else plan.slice_axis)
 
     @staticmethod
     def slice_axis(volume: Volume, settings: PredictionSettings) -> int:
@@ -112,16 +126,38 @@ class Predictor:
         """The input's slice profile: the settings' thickness (given, or the plans'), else decided from the
         volume as planning decides it (a plausible DICOM SliceThickness, else estimated, else the spacing).
         The network is conditioned on thickness / spacing; the family is recorded, not used."""
-        if settings.slice_thickness:
-            return SliceProfile(float(settings.slice_thickness), DEFAULT_FAMILY, settings.thickness_source,
-                                FAMILY_NOT_DECIDED, 1.0)
+        if settings.thickness_mm:
+            return replace(default_profile(volume.spacing[axis], settings.thickness_mm, settings.thickness_source),
+                           family_source=ProfileSource.NOT_DECIDED)
         stack = slices_first(volume, axis)
-        return decide_slice_profile(stack.array, stack.spacing, volume.slice_thickness)
+        return decide_slice_profile(stack.array, stack.spacing, volume.dicom_thickness_mm)
 
-    def with_slice_profile(self, volume: Volume, settings: PredictionSettings) -> tuple[PredictionSettings, SliceProfile]:
-        """`settings` with the thickness filled in (estimated at most once per volume), and the profile."""
+    def resolve(self, volume: Volume, requested: PredictionSettings = PredictionSettings(),
+                case: str | None = None) -> tuple[PredictionSettings, SliceProfile]:
+        """What predicting `volume` (case `case` of the model's plans, if any) with `requested` uses: the settings
+        with the plans' entry and the thickness filled in (the profile decided at most once), and the profile."""
+        settings = self.settings_for(case, requested)
         profile = self.slice_profile(volume, settings, self.slice_axis(volume, settings))
-        return replace(settings, slice_thickness=profile.thickness_mm, thickness_source=profile.thickness_source), profile
+        return replace(settings, thickness_mm=profile.thickness_mm, thickness_source=profile.thickness_source), profile
+
+    def adapted_to(self, case: str, volume: Volume, settings: PredictionSettings, profile: SliceProfile,
+                   options: AdaptationOptions, source: Path | None = None,
+                   save_to: Path | None = None) -> tuple["Predictor", dict]:
+        """This predictor with weights fine-tuned on `volume` alone (training/adaptation.py), and the record for the
+        sidecar; this predictor is left unchanged."""
+        if self.network_config is None:
+            raise IsrnetError("adaptation needs a predictor loaded from a checkpoint (Predictor.from_checkpoint / "
+                              "from_model), which knows its network's configuration")
+        axis = self.slice_axis(volume, settings)
+        start = StartingPoint(self.network.state_dict(), self.network_config, self.description, self.weights,
+                              self.plans, self.normalisation, self.trained_factors, self.device)
+        adapted: Adapted = adapt_to_case(start, AdaptationCase(case, volume, axis,
+                                                               self.resolve_factor(volume, settings, axis), profile,
+                                                               source), options, save_to)
+        network = network_from_checkpoint({"network": adapted.network, "state_dict": adapted.weights})
+        predictor = self.with_network(network, f"{self.description}, adapted to {case} ({adapted.summary})")
+        predictor.weights = adapted.record.get("saved_weights")
+        return predictor, adapted.record
 
     def resolve_factor(self, volume: Volume, settings: PredictionSettings, axis: int) -> float:
         if settings.factor is not None:
@@ -131,8 +167,14 @@ class Predictor:
         return factor_of(volume.spacing, axis)
 
     def predict(self, volume: Volume, settings: PredictionSettings = PredictionSettings(),
-                progress: Callable[[int], None] | None = None) -> Volume:
+                progress: Callable[[int], None] | None = None, case: str | None = None) -> Volume:
         """Super-resolve along the slice axis (largest spacing unless set); geometry follows exactly."""
+        return self.run(volume, settings, case, progress).volume
+
+    def run(self, volume: Volume, requested: PredictionSettings = PredictionSettings(), case: str | None = None,
+            progress: Callable[[int], None] | None = None) -> Prediction:
+        """`predict`, returning the settings and slice profile it used as well (what a sidecar records)."""
+        settings, profile = self.resolve(volume, requested, case)
         axis = self.slice_axis(volume, settings)
         ratio = factor_of(volume.spacing, axis)
         if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
@@ -148,10 +190,9 @@ class Predictor:
         if self.trained_factors and gap > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
             warnings.warn(f"factor x{gap:.3g} is far above the largest factor this model was trained for "
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
-        thickness = self.slice_profile(volume, settings, axis).thickness_mm
         stack = slices_first(volume, axis)
-        normalised, inversion = prepare_volume(volume, axis, self.normalization)
-        output = synthesise_slices(self.network, normalised, factor, thickness / stack.spacing[0], self.device,
+        normalised, inversion = prepare_volume(volume, axis, self.normalisation)
+        output = synthesise_slices(self.network, normalised, factor, profile.thickness_mm / stack.spacing[0], self.device,
                                    settings.keep_input, settings.tta, progress,
                                    replace(self.acceleration, crop_to_anatomy=not settings.whole_slices),
                                    settings.conditioning_factor)
@@ -160,7 +201,8 @@ class Predictor:
             step = np.arange(output.shape[0]) / factor
             exact = np.flatnonzero(np.abs(step - np.round(step)) < 1e-6)
             output[exact] = stack.array.astype(np.float32)[np.round(step[exact]).astype(int)]
-        return restore_axes(upsampled_volume(stack, output, factor), axis)
+        result = restore_axes(upsampled_volume(stack, output, factor), axis)
+        return Prediction(result, settings, profile, axis, volume.spacing[axis] / result.spacing[axis])
 
     def predict_array(self, array: np.ndarray, spacing: tuple[float, float, float],
                       settings: PredictionSettings = PredictionSettings()) -> tuple[np.ndarray, tuple[float, ...]]:

@@ -18,11 +18,12 @@ import torch
 from isrnet import __version__, paths
 from isrnet.datasets import DATASET_PATTERN, available_datasets
 from isrnet.errors import IsrnetError
-from isrnet.networks import build_network
+from isrnet.plans import Plans
+from isrnet.experiment_planning.plans_file import plans_beside, plans_from_json
 from isrnet.runs import Run
 from isrnet.model_sharing.provenance import run_provenance
-from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
-from isrnet.utilities.files import atomic_folder, atomic_write_bytes, load_json, save_json
+from isrnet.training.checkpointing import check_compatible, load_checkpoint, network_from_checkpoint, save_checkpoint
+from isrnet.utilities.files import atomic_folder, atomic_write_bytes, save_json
 
 ARCHIVE_FORMAT = "isrnet-model-1"
 REQUIRED_MEMBERS = ("manifest.json", "checkpoint_final.pth", "plans.json", "provenance.json")
@@ -40,7 +41,7 @@ def slim_checkpoint(checkpoint: dict) -> dict:
     return slim
 
 
-def finished_run(run_folder: Path) -> tuple[dict, dict, dict]:
+def finished_run(run_folder: Path) -> tuple[dict, Plans, dict]:
     """(final checkpoint, plans, provenance) of a finished run; errors say what is missing."""
     final = run_folder / "checkpoint_final.pth"
     if not final.is_file():
@@ -50,7 +51,7 @@ def finished_run(run_folder: Path) -> tuple[dict, dict, dict]:
     if not (run_folder / "plans.json").is_file():
         raise IsrnetError(f"{run_folder} has no plans.json: it is not a run folder written by isr_train")
     checkpoint = load_checkpoint(final)
-    return checkpoint, load_json(run_folder / "plans.json"), run_provenance(run_folder, checkpoint)
+    return checkpoint, plans_beside(run_folder), run_provenance(run_folder, checkpoint)
 
 
 def _checkpoint_bytes(checkpoint: dict) -> bytes:
@@ -90,7 +91,7 @@ def export_model(run_folder: Path, destination: Path, extra: dict | None = None)
     and a colleague's scans get their own per-case decisions from their own spacing anyway.
     """
     checkpoint, plans, provenance = finished_run(run_folder)
-    plans = {**plans, "cases": {}}
+    plans = {**plans.as_json(), "cases": {}}
     provenance = _without_case_names({**provenance, **(extra or {})})
     members = {"checkpoint_final.pth": _checkpoint_bytes(slim_checkpoint(checkpoint)),
                "plans.json": json.dumps(plans, indent=2).encode(),
@@ -157,17 +158,19 @@ def read_archive(path: Path) -> tuple[dict, dict[str, bytes]]:
     return manifest, members
 
 
-def _verified_weights(path: Path, members: dict[str, bytes]) -> tuple[dict, dict]:
-    """(checkpoint, plans) from an archive, proven to build the plans' network and load into it."""
+def _verified_weights(path: Path, members: dict[str, bytes]) -> tuple[dict, Plans]:
+    """(checkpoint, plans) from an archive (its plans migrated from an earlier format), proven to build the plans'
+    network and load into it."""
     try:
-        plans = json.loads(members["plans.json"])
+        plans = plans_from_json(json.loads(members["plans.json"]), f"{path}: plans.json",
+                                "export the model again with this isrnet")
         with io.BytesIO(members["checkpoint_final.pth"]) as buffer:
             # weights_only: an archive from someone else can never run code while it is read
             checkpoint = torch.load(buffer, map_location="cpu", weights_only=True)
         if not isinstance(checkpoint, dict) or not {"network", "state_dict"} <= checkpoint.keys():
             raise ValueError("not an isrnet checkpoint")
-        check_compatible(checkpoint, plans["network"], str(path))
-        build_network(plans["network"]).load_state_dict(checkpoint["state_dict"])
+        check_compatible(checkpoint, plans.network, str(path))
+        network_from_checkpoint({"network": plans.network, "state_dict": checkpoint["state_dict"]})
     except IsrnetError:
         raise
     except Exception as error:  # torch and JSON raise many types for damaged or foreign content
@@ -194,14 +197,14 @@ def install_model(path: Path, dataset: str | None = None, overwrite: bool = Fals
         raise IsrnetError(f"dataset ID {number:03d} is already used here by {', '.join(clash)}; install under "
                           f"another ID with --as DatasetNNN_{target_dataset.split('_', 1)[1]}")
     checkpoint, plans = _verified_weights(path, members)
-    plans["dataset"] = target_dataset
+    plans.dataset = target_dataset
     target = paths.results_folder() / target_dataset / manifest["run"]
     if target.exists() and not overwrite:
         raise IsrnetError(f"{target} already exists; use --overwrite to replace it")
     try:
         with atomic_folder(target) as temporary:
             save_checkpoint(checkpoint, temporary / "checkpoint_final.pth")
-            save_json(plans, temporary / "plans.json")
+            save_json(plans.as_json(), temporary / "plans.json")
             provenance = json.loads(members["provenance.json"])
             provenance["installed_from"] = {"archive": str(path.resolve()), "as": target_dataset}
             save_json(provenance, temporary / "provenance.json")

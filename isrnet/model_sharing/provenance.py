@@ -29,7 +29,7 @@ def _dataset_record(dataset: str) -> dict:
                                                   "numTraining") if key in info})
     preprocessed = paths.preprocessed_folder() / dataset / "plans.json"
     if preprocessed.is_file():
-        cases = load_json(preprocessed).get("cases", {})
+        cases = load_json(preprocessed).get("cases", {})  # plans.json in any format: only which cases are used
         record["cases"] = sorted(name for name, case in cases.items() if not case.get("skip", False))
     return record
 

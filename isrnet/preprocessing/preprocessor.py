@@ -3,8 +3,8 @@
 `prepare_volume` (volume + slice axis + normalisation [+ crop box] -> slices-first normalised array and an
 `Inversion`) is what `isr_preprocess` saves for training and what `isr_predict` feeds the network; `restore`
 inverts it exactly. The slice axis is never resampled. Arrays are plain `.npy` (memory-mappable, no codec
-dependency); properties are JSON. The per-case decisions (thickness, profile) stay in plans.json and
-are joined to the arrays when training loads them, so `isr_train --set cases.NAME.slice_profile=rect` works.
+dependency); properties are JSON. The per-case decisions (the slice profile) stay in plans.json and are joined
+to the arrays when training loads them, so `isr_train --set cases.NAME.slice_profile.family=rect` works.
 """
 from __future__ import annotations
 
@@ -16,18 +16,19 @@ import numpy as np
 
 from isrnet import paths
 from isrnet.datasets import raw_dataset_folder
-from isrnet.degradation.noise import volume_noise_sigma
+from isrnet.acquisition.noise import volume_noise_sigma
 from isrnet.errors import IsrnetError
+from isrnet.plans import Plans
 from isrnet.imageio import Volume, read_volumes
 from isrnet.imageio.geometry import transpose_for
 from isrnet.imageio.video import read_clip
-from isrnet.intensity import DEFAULT_NORMALIZATION, normalisation_range, normalise
+from isrnet.intensity import DEFAULT_NORMALISATION, normalisation_range, normalise
 from isrnet.utilities.files import load_json, save_array, save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
+from isrnet.stages import DatasetKind
 
 IN_PLANE_MARGIN = 4  # voxels kept around the foreground box in-plane (context for the network)
 DONE_FILE = "preprocessing_done.json"
-CASE_DECISIONS = ("slice_thickness", "slice_profile")  # what the samplers read from the plans at training time
 
 
 @dataclass
@@ -61,12 +62,12 @@ def crop_box(box: list[list[int]], shape: list[int], slice_axis: int | None) -> 
     return out
 
 
-def prepare_volume(volume: Volume, slice_axis: int | None, normalization: str = DEFAULT_NORMALIZATION,
+def prepare_volume(volume: Volume, slice_axis: int | None, normalisation: str = DEFAULT_NORMALISATION,
                    box: list[list[int]] | None = None) -> tuple[np.ndarray, Inversion]:
     """Crop (to `box`, default: nothing), move `slice_axis` first (None: keep the axis order) and normalise with
     the robust range of the whole volume. Returns (float32 array, its inversion)."""
     source = volume.array.astype(np.float32)
-    low, high = normalisation_range(source, normalization)
+    low, high = normalisation_range(source, normalisation)
     box = box or [[0, size] for size in source.shape]
     cropped = source[tuple(slice(a, b) for a, b in box)]
     forward = transpose_for(slice_axis)[0] if slice_axis is not None else [0, 1, 2]
@@ -95,17 +96,17 @@ def raw_file(dataset: str, fingerprint_case: dict) -> Path:
     return path
 
 
-def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plans: dict) -> tuple[np.ndarray, dict]:
+def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plans: Plans) -> tuple[np.ndarray, dict]:
     """Preprocess one 3D volume of a target (slice axis first) or hr_mr (axes kept) dataset."""
     volume = read_volumes(raw_file(dataset, fingerprint_case))[fingerprint_case["volume_index"]]
-    slice_axis = plans["cases"][case]["slice_axis"] if plans["kind"] == "target" else None
+    slice_axis = plans.cases[case].slice_axis if plans.is_target else None
     box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
-    array, inversion = prepare_volume(volume, slice_axis, plans["normalization"], box)
-    properties = {"case": case, "kind": plans["kind"], "slice_axis": slice_axis,
-                  "normalization": plans["normalization"],
+    array, inversion = prepare_volume(volume, slice_axis, plans.normalisation, box)
+    properties = {"case": case, "kind": str(plans.kind), "slice_axis": slice_axis,
+                  "normalisation": plans.normalisation,
                   "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
                   "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion)}
-    if plans["kind"] == "target":
+    if plans.is_target:
         properties["noise_sigma"] = normalised_noise_sigma(volume, inversion)
     return array, properties
 
@@ -115,9 +116,9 @@ def normalised_noise_sigma(volume: Volume, inversion: Inversion) -> float:
     return volume_noise_sigma(volume.array) / inversion.scale
 
 
-def _preprocess_one(item: tuple, dataset: str, plans: dict, output: Path) -> str:
+def _preprocess_one(item: tuple, dataset: str, plans: Plans, output: Path) -> str:
     case, fingerprint_case = item
-    if plans["kind"] == "video":
+    if plans.kind == DatasetKind.VIDEO:
         frames = read_clip(raw_file(dataset, fingerprint_case))
         array = np.round(frames * 255).astype(np.uint8)
         properties = {"case": case, "kind": "video", "frames": int(array.shape[0]), "dtype": "uint8"}
@@ -128,15 +129,15 @@ def _preprocess_one(item: tuple, dataset: str, plans: dict, output: Path) -> str
     return case
 
 
-def preprocess_dataset(dataset: str, fingerprint: dict, plans: dict, workers: int = 2) -> Path:
+def preprocess_dataset(dataset: str, fingerprint: dict, plans: Plans, workers: int = 2) -> Path:
     """Preprocess every non-skipped case; returns the dataset's preprocessed folder."""
     output = paths.preprocessed_folder() / dataset
     (output / DONE_FILE).unlink(missing_ok=True)
-    items = [(case, fingerprint["cases"][case]) for case, plan in plans["cases"].items() if not plan["skip"]]
+    items = [(case, fingerprint["cases"][case]) for case, plan in plans.cases.items() if not plan.skip]
     results = map_cases(partial(_preprocess_one, dataset=dataset, plans=plans, output=output), items, workers,
                         f"preprocess {dataset}")
     raise_collected(results, "preprocessing")
-    save_json({"cases": [r for r in results], "plans_dataset": plans["dataset"]}, output / DONE_FILE)
+    save_json({"cases": [r for r in results], "plans_dataset": plans.dataset}, output / DONE_FILE)
     return output
 
 
@@ -148,29 +149,32 @@ def preprocessed_cases(dataset: str) -> list[str]:
     return list(load_json(done)["cases"])
 
 
-def load_training_cases(dataset: str, plans: dict) -> list[tuple[np.ndarray, dict]]:
+def load_training_cases(dataset: str, plans: Plans) -> list[tuple[np.ndarray, dict]]:
     """(memory-mapped array, properties + the plan's per-case decisions) of every preprocessed case.
 
-    Preprocessing decisions (which cases, slice axis, normalisation) must match the plans; per-case
-    decisions that only the sampler uses (thickness, profile, factor) are taken from the plans as they are now.
+    Preprocessing decisions (which cases, slice axis, normalisation) must match the plans; the per-case
+    decision that only the sampler uses (the slice profile record) is taken from the plans as they are now.
     """
     folder = paths.preprocessed_folder() / dataset
     cases = []
     for case in preprocessed_cases(dataset):
-        plan = plans["cases"].get(case)
+        plan = plans.cases.get(case)
         properties = load_json(folder / "properties" / f"{case}.json")
         if plan is None:
             raise IsrnetError(f"case {case} was preprocessed but the plans lack it; run: "
                               f"isr_plan_and_preprocess -d {dataset}")
-        if plan.get("skip"):  # skipped since preprocessing (e.g. isr_train --set cases.NAME.skip=true)
+        if plan.skip:  # skipped since preprocessing (e.g. isr_train --set cases.NAME.skip=true)
             continue
-        for key in ("slice_axis", "normalization"):
-            planned = plans.get(key, plan.get(key))
-            if key in properties and properties[key] != planned and (key != "slice_axis" or plans["kind"] == "target"):
+        if "normalization" in properties:  # preprocessed before the British spelling
+            properties["normalisation"] = properties.pop("normalization")
+        planned = {"slice_axis": plan.slice_axis, "normalisation": plans.normalisation}
+        for key, value in planned.items():
+            if key in properties and properties[key] != value and (key != "slice_axis" or plans.is_target):
                 raise IsrnetError(f"case {case} was preprocessed with {key} {properties[key]!r}, the plans say "
-                                  f"{planned!r}; preprocess again: isr_plan_and_preprocess -d {dataset} (and give "
+                                  f"{value!r}; preprocess again: isr_plan_and_preprocess -d {dataset} (and give "
                                   f"the change there with --set)")
-        properties.update({key: plan[key] for key in CASE_DECISIONS if key in plan})
+        if plan.slice_profile is not None:
+            properties["slice_profile"] = plan.slice_profile.plan_record()
         cases.append((np.load(folder / "data" / f"{case}.npy", mmap_mode="r"), properties))
     if not cases:
         raise IsrnetError(f"dataset {dataset}: the plans skip every preprocessed case; nothing to train on")

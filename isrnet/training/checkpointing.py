@@ -45,3 +45,13 @@ def check_compatible(checkpoint: dict, network_config: dict, source: str) -> Non
               for key, value in network_config["kwargs"].items() if theirs["kwargs"].get(key) != value]
     if differ:
         raise IsrnetError(f"{source} is incompatible with this plan's network ({'; '.join(differ)})")
+
+
+def network_from_checkpoint(checkpoint: dict[str, Any] | str | Path) -> torch.nn.Module:
+    """The network a checkpoint (its content, or a file) describes, with its weights loaded: the one place that
+    builds a network from saved weights (prediction, adaptation, model archives)."""
+    from isrnet.networks import build_network
+    content = checkpoint if isinstance(checkpoint, dict) else load_checkpoint(checkpoint)
+    network = build_network(content["network"])
+    network.load_state_dict(content["state_dict"])
+    return network

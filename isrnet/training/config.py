@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from isrnet.errors import IsrnetError
+from isrnet.plans import Plans
 from isrnet.runs import Run
 
 
@@ -42,17 +43,17 @@ class TrainingConfig:
         return asdict(self)
 
     @classmethod
-    def from_plans(cls, plans: dict, stage: str, overrides: dict[str, Any]) -> "TrainingConfig":
+    def from_plans(cls, plans: Plans, stage: str, overrides: dict[str, Any]) -> "TrainingConfig":
         """Plans' training section, then non-None CLI overrides (unknown names are an error)."""
-        training = plans["training"]
-        values = {"stage": stage, "dataset": plans["dataset"], "network": plans["network"],
-                  "sampler": dict(plans["sampler"]), "patch_size": training["patch_size"],
-                  "batch_size": training["batch_size"], "lr": training["lr"],
-                  "warmup_fraction": training["warmup_fraction"],
-                  "budget_minutes": training["budget_minutes"], "weight_decay": training["weight_decay"],
-                  "loss": training["loss"], "seed": training["seed"], "validation_every": training["validation_every"],
-                  "validation_batches": training["validation_batches"],
-                  "checkpoint_every_seconds": training["checkpoint_every_seconds"]}
+        training = plans.training
+        values = {"stage": stage, "dataset": plans.dataset, "network": plans.network,
+                  "sampler": dict(plans.sampler), "patch_size": training.patch_size,
+                  "batch_size": training.batch_size, "lr": training.lr,
+                  "warmup_fraction": training.warmup_fraction,
+                  "budget_minutes": training.budget_minutes, "weight_decay": training.weight_decay,
+                  "loss": training.loss, "seed": training.seed, "validation_every": training.validation_every,
+                  "validation_batches": training.validation_batches,
+                  "checkpoint_every_seconds": training.checkpoint_every_seconds}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:

@@ -18,14 +18,15 @@ from typing import Any
 
 from isrnet.datasets import resolve_dataset
 from isrnet.errors import IsrnetError
-from isrnet.experiment_planning.plans_file import load_plans, set_dotted
+from isrnet.plans import Plans
+from isrnet.experiment_planning.plans_file import load_plans, set_plans_value
 from isrnet.preprocessing.preprocessor import load_training_cases
 from isrnet.runs import Run
 from isrnet.stages import SCRATCH_LR, STAGES, Stage, stage as stage_named
 from isrnet.training.config import TrainingConfig
 from isrnet.training.samplers.base import PairSampler
 from isrnet.training.distributed import init_distributed, shutdown_distributed
-from isrnet.training.initialization import Initialisation, resolve_initialisation
+from isrnet.training.initialisation import Initialisation, resolve_initialisation
 from isrnet.training.samplers import build_samplers
 from isrnet.training.trainer import Trainer
 from isrnet.utilities.device import resolve_device
@@ -74,29 +75,29 @@ class TrainingOptions:
         return shlex.join(arguments)
 
 
-def sizes_for_device(plans: dict, device: str, set_now: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
+def sizes_for_device(plans: Plans, device: str, set_now: list[str] | tuple[str, ...] = ()) -> dict[str, int]:
     """Patch and batch size for training on `device`: the plans' own for the device they were made for,
     else that device's from `training.sizes_by_device` (a CPU plan trained with -device cuda gets CUDA sizes),
     unless `training.patch_size`/`batch_size` were overridden (at planning, or now: `set_now`), which wins."""
-    training = plans["training"]
-    sizes = {key: training[key] for key in ("patch_size", "batch_size")}
-    if device == plans.get("device", "cpu"):
+    training = plans.training
+    sizes = {"patch_size": training.patch_size, "batch_size": training.batch_size}
+    if device == plans.device:
         return sizes
-    overridden = set(plans.get("overrides", {})) | set(set_now)
-    return {key: value if f"training.{key}" in overridden else training["sizes_by_device"][device][key]
+    overridden = set(plans.overrides) | set(set_now)
+    return {key: value if f"training.{key}" in overridden else training.sizes_by_device[device][key]
             for key, value in sizes.items()}
 
 
-def trained_factor_range(stage: Stage, plans: dict, sampler: dict) -> list[float]:
+def trained_factor_range(stage: Stage, plans: Plans, sampler: dict) -> list[float]:
     """The upsampling factors a run trains for (stored in checkpoints; prediction warns far beyond them)."""
     if stage.factor_range_key:
         return [float(v) for v in sampler[stage.factor_range_key]]
-    factors = [c["factor"] for c in plans["cases"].values() if not c.get("skip")]
+    factors = [c.factor for c in plans.cases.values() if not c.skip]
     largest = max(factors) * (3 if sampler.get("pairs", "inplane") != "inplane" else 1)
     return [float(min(factors)), float(largest)]
 
 
-def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, PairSampler], plans: dict,
+def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, PairSampler], plans: Plans,
               initialisation: Initialisation, command: str | None = None, started: float | None = None) -> Run:
     """Train `run` (one process, or every rank under torchrun) and return it."""
     if run.finished and not config.continue_training:
@@ -144,20 +145,21 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
         raise IsrnetError("-init and --from-scratch exclude each other")
     dataset = resolve_dataset(dataset)
     plans = load_plans(dataset)
-    set_now = [changed for key, value in options.plans_overrides.items() for changed in set_dotted(plans, key, value)]
-    if plans["kind"] != chosen.dataset_kind:
+    set_now = [changed for key, value in options.plans_overrides.items()
+               for changed in set_plans_value(plans, key, value)]
+    if plans.kind != chosen.dataset_kind:
         raise IsrnetError(f"stage {stage} trains on a dataset of kind '{chosen.dataset_kind}', but {dataset} "
-                          f"is of kind '{plans['kind']}'")
+                          f"is of kind '{plans.kind}'")
     overrides = options.config_overrides()
-    overrides["device"] = resolve_device(options.device or plans.get("device", "cpu"))
+    overrides["device"] = resolve_device(options.device or plans.device)
     sizes = sizes_for_device(plans, overrides["device"], set_now)
-    if overrides["device"] != plans.get("device", "cpu"):
-        print(f"isrnet: notice: the plans were made for {plans.get('device', 'cpu')}; training on "
+    if overrides["device"] != plans.device:
+        print(f"isrnet: notice: the plans were made for {plans.device}; training on "
               f"{overrides['device']} with its sizes from the plans (patch {sizes['patch_size']}, batch "
               f"{sizes['batch_size']})", file=sys.stderr)
     overrides = {**sizes, **{key: value for key, value in overrides.items() if value is not None}}
     config = TrainingConfig.from_plans(plans, stage, overrides)
-    _schedule(config, options, set(plans.get("overrides", {})) | set(set_now), Run(dataset, stage, options.tag))
+    _schedule(config, options, set(plans.overrides) | set(set_now), Run(dataset, stage, options.tag))
     cases = load_training_cases(dataset, plans)  # first: it says clearly when nothing is left to train on
     _notice_unmeasured_noise(dataset, config.sampler, cases)
     config.extra["trained_factors"] = trained_factor_range(STAGES[stage], plans, config.sampler)
@@ -165,7 +167,7 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
     if config.continue_training:  # the weights come from checkpoint_latest.pth; nothing to look for
         initialisation = Initialisation(None, "resumed from checkpoint_latest.pth")
     else:
-        initialisation = resolve_initialisation(stage, plans["network"], plans["stage_datasets"], config.init,
+        initialisation = resolve_initialisation(stage, plans.network, plans.stage_datasets, config.init,
                                                 config.from_scratch)
     samplers = build_samplers(config.sampler, cases, config.network["kwargs"]["context"])
     return train_run(run, config, samplers, plans, initialisation, options.command, started)

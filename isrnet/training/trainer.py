@@ -8,7 +8,7 @@ Never worse than the start (on what the run can measure): a run that starts from
 iteration 0, and when its final validation PSNR is below that, checkpoint_final.pth holds the starting weights
 and debug.json's `guard` says so and why. The validation pairs are the stage's own (for ssft: held-out
 in-plane degradations with the case's slice profile), so this catches fine-tuning that fails or drifts on them,
-not a profile that is wrong to begin with (see degradation/slice_profile.py for that).
+not a profile that is wrong to begin with (see acquisition/slice_profile.py for that).
 """
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from isrnet import __version__
 from isrnet.errors import IsrnetError
+from isrnet.plans import Plans
 from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
@@ -28,7 +29,7 @@ from isrnet.training.checkpointing import check_compatible, load_checkpoint, sav
 from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
-from isrnet.training.initialization import Initialisation
+from isrnet.training.initialisation import Initialisation
 from isrnet.runs import DEBUG_FILE, RunRecord
 from isrnet.training.budget import RE_ESTIMATE_EVERY, IterationBudget
 from isrnet.training.losses import loss_function
@@ -58,7 +59,7 @@ def scheduled_lr(base: float, iteration: int, total: int, warmup_fraction: float
 
 class Trainer:
     def __init__(self, config: TrainingConfig, train_sampler: PairSampler, val_sampler: PairSampler,
-                 output: Path, plans: dict, initialisation: Initialisation,
+                 output: Path, plans: Plans, initialisation: Initialisation,
                  distributed: DistributedContext = DistributedContext(), command_start: float | None = None,
                  command: str | None = None) -> None:
         self.config, self.train_sampler, self.val_sampler = config, train_sampler, val_sampler
@@ -90,7 +91,7 @@ class Trainer:
     def _prepare(self) -> None:
         if self.distributed.is_main:
             self.output.mkdir(parents=True, exist_ok=True)
-            save_json(self.plans, self.output / "plans.json")
+            save_json(self.plans.as_json(), self.output / "plans.json")
         if self.config.continue_training:
             self._resume()
         elif self.initialisation.state_dict is not None:

@@ -2,7 +2,7 @@
 
 A stage differs from another only in where its blocks come from (video frames, isotropic MR, the
 target's own volumes); `cut_pair` turns a block [A, H, W] whose axis 0 plays the slice axis into
-context slices, positions and target slices, using the one slice-profile simulation in degradation.py.
+context slices, positions and target slices, using the one slice-profile simulation in acquisition/simulation.py.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
-from isrnet.degradation import profile_radius, sample_thick
+from isrnet.acquisition import profile_radius, sample_thick
 from isrnet.networks.slice_synth import conditioning_vector
 
 

@@ -1,7 +1,7 @@
 """Stage 2, `mrft`: pairs from isotropic high-resolution MR with simulated thick slices.
 
 A random axis plays the slice axis; a random factor and thickness/spacing ratio (0 = plain decimation)
-and profile are drawn per sample; the one simulation in degradation.py makes the thick slices, and the
+and profile are drawn per sample; the one simulation in acquisition/simulation.py makes the thick slices, and the
 true slices between them are the targets. Intensity augmentation: random gamma and contrast, and with
 `contrast_randomisation` > 0 (the chance per sample) random MR contrasts, bias fields and noise (contrast.py),
 so T1 material teaches weights that work on any contrast.

@@ -9,10 +9,11 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
   but twice the gap and thick targets).
 - 'both': each sample is drawn from one of the two at random (half each).
 
-The slice profile ('gaussian' or 'rect') and thickness come from each case's plan (preprocessed properties),
-so a case planned with `cases.NAME.slice_profile=rect` is simulated with a rect profile.
+The slice profile (thickness and family) comes from each case's plan (joined to the preprocessed properties as
+the record `slice_profile`), so a case planned with `cases.NAME.slice_profile.family=rect` is simulated with a
+rect profile.
 With `noise_matching` (default), simulated slices get white noise up to the acquisition's level (each case's
-`noise_sigma`, measured on its background at preprocessing; degradation/noise.py): the real slices the network is
+`noise_sigma`, measured on its background at preprocessing; acquisition/noise.py): the real slices the network is
 applied to carry the full noise, simulated ones only what survives the profile's averaging. Cases without a noisy
 background (sigma 0) are unchanged.
 """
@@ -21,8 +22,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from isrnet.degradation import ACQUISITION_PROFILES
-from isrnet.degradation.noise import kept_noise_variance, top_up_noise
+from isrnet.acquisition.noise import kept_noise_variance, top_up_noise
+from isrnet.acquisition.slice_profile import SliceProfile, check_family, profile_of
 from isrnet.errors import IsrnetError
 from isrnet.imageio.geometry import MIN_SLICES
 from isrnet.intensity import mostly_foreground
@@ -46,10 +47,8 @@ class SsftSampler:
             if array.shape[0] < MIN_SLICES:
                 raise IsrnetError(f"case {properties['case']}: {array.shape[0]} slices are too few to train on "
                                   f"(>= {MIN_SLICES}); rerun isr_plan_and_preprocess")
-            profile = properties.get("slice_profile", "gaussian")
-            if profile not in ACQUISITION_PROFILES:
-                raise IsrnetError(f"case {properties['case']}: slice profile '{profile}' is unknown (plans key "
-                                  f"cases.{properties['case']}.slice_profile); use {' or '.join(ACQUISITION_PROFILES)}")
+            check_family(_profile(properties).family, f"case {properties['case']} (plans key "
+                                                      f"cases.{properties['case']}.slice_profile.family)")
         self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets_per_sample
         self.split, self.fraction, self.noise_matching = split, validation_fraction, bool(noise_matching)
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
@@ -66,8 +65,8 @@ class SsftSampler:
 
     def _inplane(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
         s, dy, dx = properties["spacing"]
-        thickness = properties.get("slice_thickness") or s
-        profile = properties.get("slice_profile", "gaussian")
+        slice_profile = _profile(properties)
+        thickness, profile = slice_profile.thickness_mm, slice_profile.family
         axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
         step, thickness_voxels = s / d_axis, thickness / d_axis
@@ -94,7 +93,7 @@ class SsftSampler:
 
     def _slices(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
         s, dy, dx = properties["spacing"]
-        thickness = properties.get("slice_thickness") or s
+        thickness = _profile(properties).thickness_mm
         keep = int(rng.integers(2, 4)) if array.shape[0] >= 3 * (self.context - 1) + 1 else 2
         length = (self.context - 1) * keep + 1
         for _ in range(FOREGROUND_TRIES):
@@ -107,6 +106,11 @@ class SsftSampler:
         context, positions, truth = cut_pair(block, float(keep), 0.0, "none", self.context, self.targets, rng)
         context, positions, truth = augment(context, positions, truth, rng)
         return context, positions, truth, keep * s / min(dy, dx), thickness / (keep * s)
+
+
+def _profile(properties: dict) -> SliceProfile:
+    """The case's slice profile (thickness = spacing and gaussian where the plans decided none)."""
+    return profile_of(properties.get("slice_profile"), properties["spacing"][0])
 
 
 def _square_pixels(images: np.ndarray, zoom: float) -> np.ndarray:

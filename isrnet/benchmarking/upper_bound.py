@@ -10,12 +10,13 @@ import time
 
 import numpy as np
 
-from isrnet.evaluation.benchmark import Case
+from isrnet.benchmarking.benchmark import Case
+from isrnet.plans import Plans
 from isrnet.preprocessing.preprocessor import prepare_volume
 from isrnet.runs import Run
 from isrnet.stages import STAGES
 from isrnet.training.config import TrainingConfig
-from isrnet.training.initialization import resolve_initialisation
+from isrnet.training.initialisation import resolve_initialisation
 from isrnet.training.run import sizes_for_device, train_run, trained_factor_range
 from isrnet.training.samplers import build_samplers
 
@@ -26,15 +27,15 @@ def upper_bound_run(dataset: str) -> Run:
     return Run(dataset, STAGE.name, "upper_bound")
 
 
-def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minutes: float | None,
+def train_upper_bound(dataset: str, plans: Plans, cases: list[Case], budget_minutes: float | None,
                       device: str = "cpu") -> Run:
     start = time.time()
     hr_cases, factors, ratios = [], [], []
     for case in cases:
-        array, _ = prepare_volume(case.reference, case.slice_axis, plans["normalization"])
+        array, _ = prepare_volume(case.reference, case.slice_axis, plans.normalisation)
         hr_cases.append((array, {"case": case.name}))
         factors.append(case.low.spacing[case.slice_axis] / case.reference.spacing[case.slice_axis])
-        ratios.append(case.thickness / case.low.spacing[case.slice_axis])
+        ratios.append(case.slice_profile.thickness_mm / case.low.spacing[case.slice_axis])
     sampler = {**STAGE.sampler_defaults, "factor_range": [float(np.mean(factors))] * 2,
                "thickness_ratio_range": [float(np.mean(ratios))] * 2, "profiles": ["gaussian"],
                "intensity_augmentation": False, "axes": [0]}
@@ -43,6 +44,6 @@ def train_upper_bound(dataset: str, plans: dict, cases: list[Case], budget_minut
                                                            "device": device, "budget_minutes": budget_minutes,
                                                            "sampler": sampler})
     config.extra["trained_factors"] = trained_factor_range(STAGE, plans, sampler)
-    initialisation = resolve_initialisation(STAGE.name, plans["network"], plans["stage_datasets"], None, False)
+    initialisation = resolve_initialisation(STAGE.name, plans.network, plans.stage_datasets, None, False)
     samplers = build_samplers(sampler, hr_cases, config.network["kwargs"]["context"])
     return train_run(run, config, samplers, plans, initialisation, started=start)

@@ -5,7 +5,7 @@
 - `noise`: the acquisition's noise level (from the background) and simulated slices topped up to it.
 - `slice_profile`: which profile a case gets (header, dataset.json or estimate) and why.
 """
-from isrnet.degradation.simulation import (ACQUISITION_PROFILES, FWHM_TO_SIGMA, PROFILES, profile_radius,
+from isrnet.acquisition.simulation import (ACQUISITION_PROFILES, FWHM_TO_SIGMA, PROFILES, profile_radius,
                                            profile_weights, sample_thick, simulate_thick_slices,
                                            thick_slice_positions)
 

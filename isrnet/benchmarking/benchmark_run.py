@@ -1,6 +1,6 @@
 """The benchmark entry point: `run_benchmark(dataset, options) -> BenchmarkResult` (what `isr_benchmark` calls).
 
-    from isrnet.evaluation import BenchmarkOptions, run_benchmark
+    from isrnet.benchmarking import BenchmarkOptions, run_benchmark
     result = run_benchmark("001", BenchmarkOptions(upper_bound=False, classic=("cubic",)))
     print(result.summary)        # mean PSNR/SSIM per method, gain over cubic B-spline
 
@@ -18,13 +18,13 @@ import pandas as pd
 
 from isrnet import paths
 from isrnet.datasets import resolve_dataset
-from isrnet.evaluation.ablation import ablation_runs, plot_ablation_curves
+from isrnet.benchmarking.ablation import ablation_runs, plot_ablation_curves
 from isrnet.evaluation.baselines import SHORT_NAMES
-from isrnet.evaluation.benchmark import (BenchmarkModel, benchmark, load_cases, markdown_table, profile_table,
+from isrnet.benchmarking.benchmark import (BenchmarkModel, benchmark, load_cases, markdown_table, profile_table,
                                          profile_text, summary_table, terminal_table, trained_models)
 from isrnet.evaluation.qc_figure import qc_figure
-from isrnet.evaluation.results_page import write_results_page
-from isrnet.evaluation.upper_bound import train_upper_bound, upper_bound_run
+from isrnet.benchmarking.results_page import write_results_page
+from isrnet.benchmarking.upper_bound import train_upper_bound, upper_bound_run
 from isrnet.experiment_planning.plans_file import load_plans
 from isrnet.training.checkpointing import load_checkpoint
 from isrnet.utilities.device import resolve_device
@@ -66,7 +66,7 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
     dataset = resolve_dataset(dataset)
     plans = load_plans(dataset)
     cases = load_cases(dataset, plans, options.factor)
-    budget = options.budget_minutes or plans["training"]["budget_minutes"]
+    budget = options.budget_minutes or plans.training.budget_minutes
     ablation = ablation_runs(dataset, plans, budget, device) if options.ablation else {}
     bound = upper_bound_run(dataset)
     if options.upper_bound and (options.retrain_upper_bound or not bound.finished):
@@ -82,7 +82,7 @@ def run_benchmark(dataset: str | int, options: BenchmarkOptions | None = None) -
     summary = summary_table(table)
     atomic_write_text(summary.to_csv(float_format="%.4f"), output / "benchmark_summary.csv")
     atomic_write_text(markdown_table(summary), output / "benchmark_summary.md")
-    profiles = profile_table(dataset, plans, cases)
+    profiles = profile_table(dataset, cases)
     atomic_write_text(profiles.to_csv(index=False, float_format="%.4f"), output / "slice_profiles.csv")
     text = terminal_table(summary, len(cases)) + "\n" + profile_text(profiles)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from isrnet.evaluation.benchmark import BenchmarkModel, markdown_table
+from isrnet.benchmarking.benchmark import BenchmarkModel, markdown_table
 from isrnet.model_sharing.provenance import weights_provenance
 from isrnet.utilities.files import atomic_write_text
 from isrnet.utilities.provenance import command_line, git_commit, machine

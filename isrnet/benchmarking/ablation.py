@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from isrnet.errors import IsrnetError
+from isrnet.plans import Plans
 from isrnet.runs import Run, RunRecord
 from isrnet.training.checkpointing import load_checkpoint
-from isrnet.training.initialization import stage_weights
+from isrnet.training.initialisation import stage_weights
 from isrnet.utilities.files import save_figure
 
 LABELS = {"scratch": "ssft from scratch", "from_video": "ssft from video", "from_video_mrft": "ssft from video+mrft"}
@@ -58,14 +59,14 @@ def _check_reusable(run: Run, reference: RunRecord, iterations: int) -> None:
                           f"({', '.join(differ)}); delete it to train it again")
 
 
-def ablation_runs(dataset: str, plans: dict, budget: float, device: str) -> dict[str, Path]:
+def ablation_runs(dataset: str, plans: Plans, budget: float, device: str) -> dict[str, Path]:
     """Label -> final checkpoint of the three arms (video+mrft first), training those that do not exist yet."""
     starts = {}
     for stage in ("video", "mrft"):
-        found = stage_weights(stage, plans["stage_datasets"][stage])
+        found = stage_weights(stage, plans.stage_datasets[stage])
         if found is None:
             raise IsrnetError(f"the ablation needs {stage} weights: none shipped and no {stage} result; "
-                              f"train it with isr_train {plans['stage_datasets'][stage]} {stage}")
+                              f"train it with isr_train {plans.stage_datasets[stage]} {stage}")
         starts[stage] = found[0]
     reference = _reference_arm(dataset, budget, starts["mrft"])
     if reference.finished:

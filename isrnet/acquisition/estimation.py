@@ -20,8 +20,8 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
 
-from isrnet.degradation.noise import background_noise_sigma
-from isrnet.degradation.simulation import ACQUISITION_PROFILES, profile_radius, profile_weights, thick_slice_positions
+from isrnet.acquisition.noise import background_noise_sigma
+from isrnet.acquisition.simulation import ACQUISITION_PROFILES, profile_radius, profile_weights, thick_slice_positions
 from isrnet.errors import IsrnetError
 from isrnet.intensity import foreground_mask
 

@@ -4,7 +4,7 @@ A real thick slice carries the scanner's noise at full strength (sigma per voxel
 from fine in-plane lines averages their noise over the profile, which leaves sigma * sqrt(sum of the squared
 profile weights): about 0.4 sigma for a 4-voxel Gaussian. Pairs built that way teach a network inputs far
 cleaner than the ones it is applied to, and the validation pairs built the same way cannot see the mismatch
-(isrnet's ssft on a SNR 25 acquisition drifted 0.12 dB below its start while its validation rose). So ssft adds
+(what it cost on a noisy acquisition: documentation/training.md). So ssft adds
 the missing variance, sigma^2 * (1 - sum w^2), as white Gaussian noise to the simulated slices
 (training/samplers/ssft.py, plans key sampler.noise_matching).
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
-from isrnet.degradation.simulation import profile_radius, profile_weights
+from isrnet.acquisition.simulation import profile_radius, profile_weights
 from isrnet.intensity import foreground_mask
 
 MIN_BACKGROUND_VOXELS = 1000

@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 from isrnet.datasets import list_cases, load_dataset_info, raw_dataset_folder, verify_dataset_integrity
-from isrnet.degradation import simulate_thick_slices
+from isrnet.acquisition import simulate_thick_slices
+from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, profile_of
 from isrnet.errors import IsrnetError
+from isrnet.plans import CasePlan, Plans
 from isrnet.evaluation.baselines import INTERPOLATORS, classic_upsample
 from isrnet.evaluation.metrics import compare
 from isrnet.imageio import read_volume
@@ -28,7 +30,7 @@ from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights
 from isrnet.runs import Run, finished_stage_run, runs_of
 from isrnet.stages import STAGES
-from isrnet.training.initialization import stage_weights
+from isrnet.training.initialisation import stage_weights
 
 
 @dataclass
@@ -38,10 +40,10 @@ class Case:
     reference: Volume
     slice_axis: int
     factor: float
-    thickness: float
+    slice_profile: SliceProfile  # the plan's (or the simulated one) that every isrnet method is told
 
 
-def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
+def load_cases(dataset: str, plans: Plans, factor: float | None) -> list[Case]:
     """Every case with a reference: its own thick-slice image (as planned), or one simulated at `factor`."""
     verify_dataset_integrity(dataset)
     folder = raw_dataset_folder(dataset)
@@ -53,14 +55,14 @@ def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
     cases = []
     for name, reference_path in references.items():
         reference = read_volume(reference_path)
-        plan = plans["cases"].get(name, {})
-        if factor is None and not plan.get("skip", False):
+        plan = plans.cases.get(name) or CasePlan()
+        if factor is None and not plan.skip:
             low = read_volume(images[name])
-            axis = plan.get("slice_axis", slice_axis_of(low.spacing))
-            cases.append(Case(name, low, reference, axis, plan.get("factor") or factor_of(low.spacing, axis),
-                              plan.get("slice_thickness") or low.spacing[axis]))
+            axis = plan.slice_axis if plan.slice_axis is not None else slice_axis_of(low.spacing)
+            cases.append(Case(name, low, reference, axis, plan.factor or factor_of(low.spacing, axis),
+                              profile_of(plan.slice_profile, low.spacing[axis])))
         elif factor is not None:
-            cases.append(simulated_case(name, reference, plan.get("slice_axis", 0), factor))
+            cases.append(simulated_case(name, reference, plan.slice_axis or 0, factor))
     if not cases:
         raise IsrnetError(f"no case of {dataset} has both an image and a reference (or use --factor to simulate)")
     return cases
@@ -69,20 +71,20 @@ def load_cases(dataset: str, plans: dict, factor: float | None) -> list[Case]:
 SIMULATED_ACQUISITION_KEY = "simulated_acquisition"  # dataset.json: the truth of simulated cases, read only here
 
 
-def profile_table(dataset: str, plans: dict, cases: list[Case]) -> pd.DataFrame:
+def profile_table(dataset: str, cases: list[Case]) -> pd.DataFrame:
     """Per case: the slice profile the pipeline used (and its source) and, where dataset.json records the true
     simulated acquisition under `simulated_acquisition`, the truth and the thickness error."""
     truth = load_dataset_info(raw_dataset_folder(dataset)).extra.get(SIMULATED_ACQUISITION_KEY, {})
     rows = []
     for case in cases:
-        plan = plans["cases"].get(case.name, {})
+        used = case.slice_profile
         known = truth.get(case.name, {}) if isinstance(truth, dict) else {}
-        true_thickness = known.get("slice_thickness_mm")
-        rows.append({"case": case.name, "thickness_mm": case.thickness,
-                     "thickness_source": plan.get("thickness_source", "simulated by --factor"),
-                     "profile": plan.get("slice_profile", "gaussian"), "profile_source": plan.get("profile_source", ""),
-                     "true_thickness_mm": true_thickness, "true_profile": known.get("slice_profile"),
-                     "thickness_error_pct": (100.0 * (case.thickness / true_thickness - 1.0)
+        true_thickness = known.get("thickness_mm", known.get("slice_thickness_mm"))  # the latter: older datasets
+        true_family = known.get("family", known.get("slice_profile"))
+        rows.append({"case": case.name, "thickness_mm": used.thickness_mm, "thickness_source": str(used.thickness_source),
+                     "family": used.family, "family_source": str(used.family_source),
+                     "true_thickness_mm": true_thickness, "true_family": true_family,
+                     "thickness_error_pct": (100.0 * (used.thickness_mm / true_thickness - 1.0)
                                              if true_thickness else None)})
     return pd.DataFrame(rows)
 
@@ -91,10 +93,10 @@ def profile_text(table: pd.DataFrame) -> str:
     """One line per case: the profile used, and the truth where it is known."""
     lines = []
     for row in table.itertuples():
-        line = (f"  {row.case}: {row.profile} {row.thickness_mm:.2f} mm ({row.thickness_source}; family: "
-                f"{row.profile_source or 'default'})")
+        line = (f"  {row.case}: {row.family} {row.thickness_mm:.2f} mm ({row.thickness_source}; family: "
+                f"{row.family_source or 'default'})")
         if row.true_thickness_mm:
-            line += (f"; truth {row.true_profile} {row.true_thickness_mm:g} mm -> thickness error "
+            line += (f"; truth {row.true_family} {row.true_thickness_mm:g} mm -> thickness error "
                      f"{row.thickness_error_pct:+.0f} %")
         lines.append(line)
     return "slice profile used:\n" + "\n".join(lines)
@@ -107,7 +109,8 @@ def simulated_case(name: str, reference: Volume, axis: int, factor: float) -> Ca
     spacing = list(reference.spacing)
     spacing[axis] *= step
     low = Volume(array, tuple(spacing), reference.origin.copy(), reference.direction.copy())
-    return Case(name, low, reference, axis, factor, spacing[axis])
+    simulated = SliceProfile(spacing[axis], "gaussian", ProfileSource.SIMULATED, ProfileSource.SIMULATED, 1.0)
+    return Case(name, low, reference, axis, factor, simulated)
 
 
 @dataclass(frozen=True)
@@ -123,10 +126,10 @@ def _kept_start(run: Run) -> bool:
     return record is not None and (record.guard or {}).get("kept") == "start"
 
 
-def trained_models(dataset: str, plans: dict) -> list[BenchmarkModel]:
+def trained_models(dataset: str, plans: Plans) -> list[BenchmarkModel]:
     """Every model to compare: the pre-training results (or shipped weights) and every run of this dataset."""
     models = []
-    video_dataset, mrft_dataset = plans["stage_datasets"]["video"], plans["stage_datasets"]["mrft"]
+    video_dataset, mrft_dataset = plans.stage_datasets["video"], plans.stage_datasets["mrft"]
     video = finished_stage_run(video_dataset, "video")
     if video:
         models.append(BenchmarkModel(f"isrnet video (Dataset{video_dataset:03d}, no fine-tuning)", video.final,
@@ -171,8 +174,8 @@ def benchmark(cases: list[Case], models: list[BenchmarkModel], device: str = "cp
             log(f"{case.name}: {method}: PSNR {row['psnr_synth']:.2f} dB")
         for model in models:
             predictor = Predictor.from_checkpoint(model.checkpoint, device, model.run.plans() if model.run else None)
-            settings = PredictionSettings(case.factor, None, case.thickness, slice_axis=case.slice_axis,
-                                          thickness_source="plans")
+            settings = PredictionSettings(case.factor, None, case.slice_profile.thickness_mm, slice_axis=case.slice_axis,
+                                          thickness_source=ProfileSource.PLANS)
             row, out = run_method(case, model.label, lambda c: predictor.predict(c.low, settings))
             rows.append(row)
             outputs[case.name][model.label] = out

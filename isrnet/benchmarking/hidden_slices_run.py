@@ -1,6 +1,6 @@
 """The hidden-slice evaluation entry point: `run_hidden_slices(source, options)` (`isr_benchmark --hidden-slices`).
 
-    from isrnet.evaluation.hidden_slices_run import HiddenSliceOptions, run_hidden_slices
+    from isrnet.benchmarking.hidden_slices_run import HiddenSliceOptions, run_hidden_slices
     result = run_hidden_slices("001", HiddenSliceOptions(budget_minutes=4))      # a dataset (no referenceTr needed)
     result = run_hidden_slices(Path("scans/"), HiddenSliceOptions(output=Path("hs")))  # any folder, file, DICOM
     print(result.summary)
@@ -27,26 +27,27 @@ import pandas as pd
 from isrnet import paths
 from isrnet.configuration import DEFAULT_STAGE_DATASETS
 from isrnet.datasets import case_name, resolve_dataset, training_cases
-from isrnet.degradation.slice_profile import SliceProfile, decide_slice_profile
+from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, decide_slice_profile
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.baselines import SHORT_NAMES, classic_upsample
 from isrnet.evaluation.hidden_slices import (DEFAULT_CLASSIC, DEFAULT_KEEP_EVERY, HiddenSliceScore, ThinnedCase,
                                              hidden_slice_axis, ordinal, score_output, thin_case)
 from isrnet.evaluation.hidden_slices_report import (add_gains, blur_search_figure, qc_figure, qc_panels, summarise,
                                                     terminal_text, write_page)
-from isrnet.experiment_planning.plans_file import plans_path
+from isrnet.plans import Plans
+from isrnet.experiment_planning.plans_file import load_plans, plans_path
 from isrnet.imageio.geometry import factor_of, slices_first
 from isrnet.imageio.reader_writer import read_volumes, write_volume
 from isrnet.imageio.volume import Volume
-from isrnet.inference.adaptation import AdaptationOptions, adapt_to_case
+from isrnet.training.adaptation import AdaptationOptions
 from isrnet.inference.predict_files import find_inputs
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights
 from isrnet.runs import runs_of
-from isrnet.stages import STAGES
-from isrnet.training.initialization import stage_weights
+from isrnet.stages import STAGES, DatasetKind
+from isrnet.training.initialisation import stage_weights
 from isrnet.utilities.device import resolve_device
-from isrnet.utilities.files import atomic_write_text, load_json, save_json
+from isrnet.utilities.files import atomic_write_text, save_json
 
 WORKSPACE = "workspace"  # under the output folder: raw/preprocessed/results of the thinned dataset
 FOLDER_DATASET_NUMBER = 999  # the thinned dataset's number when the scans are a folder, not a dataset
@@ -93,28 +94,27 @@ class HiddenSliceResult:
 
 # ---- the scans -------------------------------------------------------------------------------------------------
 
-def _dataset_plans(dataset: str | None) -> dict:
+def _dataset_plans(dataset: str | None) -> Plans | None:
     """The dataset's plans where it was planned (the per-case profiles and the mrft dataset), else none."""
-    return load_json(plans_path(dataset)) if dataset and plans_path(dataset).is_file() else {}
+    return load_plans(dataset) if dataset and plans_path(dataset).is_file() else None
 
 
-def _dataset_scans(dataset: str, plans: dict) -> list[Scan]:
+def _dataset_scans(dataset: str, plans: Plans | None) -> list[Scan]:
     info, cases = training_cases(dataset)
-    if info.kind != "target":
+    if info.kind != DatasetKind.TARGET:
         raise IsrnetError(f"{dataset} is of kind '{info.kind}': the hidden-slice evaluation needs anisotropic "
                           f"scans (kind target)")
     scans = []
     for name, path in cases.items():
         volume = read_volumes(path)[0]
-        plan = plans.get("cases", {}).get(name, {})
-        axis = plan.get("slice_axis", hidden_slice_axis(volume.spacing))
-        if plan.get("slice_thickness"):
-            profile = SliceProfile(float(plan["slice_thickness"]), plan.get("slice_profile", "gaussian"),
-                                   plan.get("thickness_source", "plans"), plan.get("profile_source", "plans"), 1.0)
+        plan = plans.case(name) if plans is not None else None
+        axis = plan.slice_axis if plan is not None else hidden_slice_axis(volume.spacing)
+        if plan is not None and plan.slice_profile is not None:
+            profile = plan.slice_profile
         else:
             stack = slices_first(volume, axis)
-            profile = decide_slice_profile(stack.array, stack.spacing, info.header_thickness_for(name) or
-                                           volume.slice_thickness, info.thickness_for(name), info.profile_for(name))
+            profile = decide_slice_profile(stack.array, stack.spacing, info.dicom_thickness_for(name) or
+                                           volume.dicom_thickness_mm, info.thickness_for(name), info.family_for(name))
         scans.append(Scan(name, volume, axis, profile))
     return scans
 
@@ -128,7 +128,7 @@ def _folder_scans(source: Path) -> list[Scan]:
             axis = hidden_slice_axis(volume.spacing)
             stack = slices_first(volume, axis)
             scans.append(Scan(name, volume, axis, decide_slice_profile(stack.array, stack.spacing,
-                                                                       volume.slice_thickness)))
+                                                                       volume.dicom_thickness_mm)))
     return scans
 
 
@@ -155,15 +155,15 @@ def write_thinned_dataset(raw: Path, dataset: str, cases: list[tuple[Scan, Thinn
     folder = raw / dataset
     for scan, case in cases:
         write_volume(case.thinned, folder / "imagesTr" / f"{scan.name}.nii.gz")
-    save_json({"name": dataset.split("_", 1)[1], "file_ending": ".nii.gz", "kind": "target",
-               "slice_thickness_mm": {scan.name: scan.profile.thickness_mm for scan, _ in cases},
-               "slice_profile": {scan.name: scan.profile.family for scan, _ in cases},
+    save_json({"name": dataset.split("_", 1)[1], "file_ending": ".nii.gz", "kind": str(DatasetKind.TARGET),
+               "slice_profile": {scan.name: {"thickness_mm": scan.profile.thickness_mm, "family": scan.profile.family}
+                                 for scan, _ in cases},
                "description": f"every {ordinal(cases[0][1].keep_every)} slice of {source} (hidden-slice evaluation); "
                               "the slice profiles were decided on the full scans"}, folder / "dataset.json")
     return folder
 
 
-def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenSliceOptions) -> tuple[Path, dict]:
+def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenSliceOptions) -> tuple[Path, Plans]:
     """Plan, preprocess and train ssft on the thinned dataset in `workspace` (its own three folders, nothing
     else is read); returns (the final checkpoint, the run's plans)."""
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
@@ -181,8 +181,8 @@ def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenS
 
 def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
     """SAMPLES_PER_SLICE output slices per scan slice; the network is told the thinned scan's real gap."""
-    return PredictionSettings(factor=case.samples, slice_thickness=scan.profile.thickness_mm,
-                              slice_axis=case.slice_axis, thickness_source="full scan",
+    return PredictionSettings(factor=case.samples, thickness_mm=scan.profile.thickness_mm,
+                              slice_axis=case.slice_axis, thickness_source=ProfileSource.FULL_SCAN,
                               conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
 
 
@@ -198,12 +198,12 @@ def _network_method(label: str, role: str, predictor: Predictor) -> Method:
 
 def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -> Method:
     def predict(case: ThinnedCase, scan: Scan) -> Volume:
-        settings = PredictionSettings(slice_thickness=scan.profile.thickness_mm, slice_axis=case.slice_axis,
-                                      thickness_source="full scan")
+        settings = PredictionSettings(thickness_mm=scan.profile.thickness_mm, slice_axis=case.slice_axis,
+                                      thickness_source=ProfileSource.FULL_SCAN)
         adaptation = AdaptationOptions(minutes=options.adapt_minutes)  # its own default seed unless one is given
         if options.seed is not None:
             adaptation = replace(adaptation, seed=options.seed)
-        adapted, _ = adapt_to_case(start, scan.name, case.thinned, settings, scan.profile, adaptation)
+        adapted, _ = start.adapted_to(scan.name, case.thinned, settings, scan.profile, adaptation)
         return _predict_dense(adapted, case, scan)
     return Method(label, role="adapted", predict=predict)
 
@@ -214,10 +214,10 @@ def _classic_method(name: str) -> Method:
                                                                           case.slice_axis, method))
 
 
-def _start_weights(plans: dict) -> tuple[Path, str]:
+def _start_weights(plans: Plans | None) -> tuple[Path, str]:
     """The weights ssft would start from: the plans' mrft dataset's (else the default's) result, else the
     shipped mrft weights."""
-    number = plans.get("stage_datasets", {}).get("mrft", DEFAULT_STAGE_DATASETS["mrft"])
+    number = (plans.stage_datasets if plans is not None else DEFAULT_STAGE_DATASETS)["mrft"]
     found = stage_weights("mrft", number)
     if found is None:
         raise IsrnetError("no mrft weights: neither a trained mrft run nor the shipped weights were found")
@@ -241,7 +241,7 @@ def _row(case: ThinnedCase, scan: Scan, method: Method, score: HiddenSliceScore,
             "fwhm_spacings": score.fwhm, "fwhm_mm": score.fwhm * case.slice_spacing, "fwhm_on_edge": score.on_edge,
             "psnr_unblurred": score.psnr_unblurred, "ssim": score.ssim, "seconds": seconds,
             "removed_slices": len(case.removed), "slice_spacing_mm": case.slice_spacing,
-            "thickness_mm": scan.profile.thickness_mm, "thickness_source": scan.profile.thickness_source,
+            "thickness_mm": scan.profile.thickness_mm, "thickness_source": str(scan.profile.thickness_source),
             "user_factor": factor_of(scan.volume.spacing, scan.slice_axis),
             "network_factor": factor_of(case.thinned.spacing, case.slice_axis)}
 
