@@ -12,6 +12,7 @@ from typing import Protocol
 import numpy as np
 
 from isrnet.acquisition import profile_radius, sample_thick
+from isrnet.acquisition.mr_physics import RF_TIME_BANDWIDTH
 from isrnet.networks.slice_synth import conditioning_vector
 
 
@@ -39,8 +40,10 @@ def block_length(step: float, thickness_voxels: float, profile: str, context: in
 
 
 def cut_pair(block: np.ndarray, step: float, thickness_voxels: float, profile: str, context: int, targets: int,
-             rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Simulate `context` thick slices along axis 0 of `block` and pick `targets` true slices in the central gap.
+             rng: np.random.Generator, time_bandwidth: float = RF_TIME_BANDWIDTH
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Simulate `context` thick slices along axis 0 of `block` and pick `targets` true slices in the central gap
+    (`time_bandwidth`: of the RF pulse, for the profile 'rf').
 
     Returns (context [K, H, W], positions [M], targets [M, H, W]); a target at position t really lies at
     fine coordinate lr[K/2-1] + t * step.
@@ -49,7 +52,7 @@ def cut_pair(block: np.ndarray, step: float, thickness_voxels: float, profile: s
     room = block.shape[0] - 1 - 2 * radius - (context - 1) * step
     offset = radius + (rng.uniform(0, min(room, 1.0)) if room > 0 else 0.0)
     lr_positions = offset + step * np.arange(context)
-    lr = sample_thick(block, 0, lr_positions, thickness_voxels, profile)
+    lr = sample_thick(block, 0, lr_positions, thickness_voxels, profile, time_bandwidth)
     left = lr_positions[context // 2 - 1]
     candidates = np.arange(np.floor(left) + 1, left + step - 1e-6)
     candidates = candidates[candidates > left + 1e-6]

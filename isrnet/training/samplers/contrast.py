@@ -58,16 +58,17 @@ def bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float
     return np.clip(field / field.mean(), 0.5, 1.5).astype(np.float32)
 
 
-def random_contrast(block: np.ndarray, rng: np.random.Generator, chance: float) -> np.ndarray:
+def random_contrast(block: np.ndarray, rng: np.random.Generator, chance: float, noise: bool = True) -> np.ndarray:
     """With probability `chance` a random contrast (curve, then maybe bias and noise), else gamma jitter.
-    `chance` 0 draws exactly what mrft drew before contrast randomisation existed (same seed, same batches)."""
+    `chance` 0 draws exactly what mrft drew before contrast randomisation existed (same seed, same batches).
+    `noise` False leaves the noise to the acquired slices (acquisition physics) instead of the fine block."""
     if chance <= 0 or rng.random() >= chance:
         return gamma_jitter(block, rng)
     x, y = intensity_curve(rng)
     mapped = np.interp(np.clip(block, 0.0, 1.0), x, y).astype(np.float32)
     if rng.random() < BIAS_CHANCE:
         mapped *= bias_field(block.shape, rng, float(rng.uniform(0.0, BIAS_STRENGTH)))
-    if rng.random() < NOISE_CHANCE:
+    if noise and rng.random() < NOISE_CHANCE:
         sigma = float(rng.uniform(*NOISE_SIGMA))
         real = rng.standard_normal(block.shape, dtype=np.float32) * sigma
         mapped = np.hypot(mapped + real, rng.standard_normal(block.shape, dtype=np.float32) * sigma)
