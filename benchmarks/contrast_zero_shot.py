@@ -2,12 +2,14 @@
 
 Material: each --sources high-resolution T1 at 1 mm (default: deepmriprep's brain template, which mrft never trained
 on; see sources.py for which sources are training material), Gaussian 4 mm slices every 4 mm (the demo's
-acquisition), in four contrasts made from its T1 by mappings that training does *not* use (decided before training: mrft's contrast randomisation draws random piecewise-linear curves over the whole intensity range,
+acquisition), in six contrasts made from its T1 by mappings that training does *not* use (decided before training: mrft's contrast randomisation draws random piecewise-linear curves over the whole intensity range,
 never these tissue-class mappings):
   t1        the template itself
   inverted  1.1 x max - T1 inside the brain (every tissue order reversed, CSF brightest)
   t2like    CSF 1.0 > grey matter 0.6 > white matter 0.35, linear between the classes' mean T1 intensities
   pdlike    CSF 0.8 > grey 0.7 > white 0.6: a flat, low-contrast ordering
+  flairlike grey 0.9 > white 0.6 > CSF 0.15: fluid suppressed, grey above white (added 2026-12-03)
+  greybright grey 1.0 > CSF 0.5 > white 0.2: a non-monotone ordering of the T1 classes (added 2026-12-03)
 Tissue classes: three-class Otsu thresholds of the T1 inside the brain. Each weights file predicts each contrast
 as `isr_predict` with no dataset does (thickness estimated from the input); score: PSNR over synthesised slices
 in the head, minus cubic's. Ratio = a contrast's gain / the T1 gain of the same weights (target >= 0.85).
@@ -32,8 +34,9 @@ from isrnet.imageio import Volume  # noqa: E402
 from sources import HR_SOURCES, add_sources_argument, high_resolution, spread_summary  # noqa: E402
 
 SPACING = 4.0
-MAPPINGS = ("t1", "inverted", "t2like", "pdlike")
-CLASS_LEVELS = {"t2like": (1.0, 0.6, 0.35), "pdlike": (0.8, 0.7, 0.6)}  # CSF, grey, white matter
+MAPPINGS = ("t1", "inverted", "t2like", "pdlike", "flairlike", "greybright")
+CLASS_LEVELS = {"t2like": (1.0, 0.6, 0.35), "pdlike": (0.8, 0.7, 0.6), "flairlike": (0.15, 0.9, 0.6),
+                "greybright": (0.5, 1.0, 0.2)}  # CSF, grey, white matter
 
 
 def contrast(t1: np.ndarray, mapping: str) -> np.ndarray:

@@ -22,7 +22,7 @@ def test_kspace_truncation_rings_at_an_edge_and_a_taper_damps_it() -> None:
     hard = truncate_kspace(_step_block(), (1, 2), (0.5, 0.5), taper=0.0)[0, 32]
     tapered = truncate_kspace(_step_block(), (1, 2), (0.5, 0.5), taper=1.0)[0, 32]  # a Hann window
     assert hard.max() > 1.06  # Gibbs overshoot of a truncated Fourier series (about 9 %)
-    assert hard[40:88].mean() == pytest.approx(1.0, abs=0.02) and hard[:24].max() > 0.02  # ringing outside too
+    assert hard[40:88].mean() == pytest.approx(1.0, abs=0.02) and hard[:24].max() > 0.01  # ringing outside too
     assert tapered.max() < 1.02
     full = truncate_kspace(_step_block(), (1, 2), (1.0, 1.0))
     np.testing.assert_allclose(full, _step_block(), atol=1e-5)  # the whole k-space: the block itself
@@ -129,3 +129,9 @@ def test_mrft_pairs_with_tissue_contrast_differ_and_without_it_are_as_before() -
     plain, again, tissue = batch(), batch(tissue_contrast=0.0), batch(tissue_contrast=1.0)
     np.testing.assert_array_equal(plain.context, again.context)
     assert not np.allclose(plain.context, tissue.context) and np.isfinite(tissue.context).all()
+
+
+def test_a_patch_border_does_not_ring_as_if_the_image_wrapped_around() -> None:
+    ramp = np.broadcast_to(np.linspace(0.0, 1.0, 96, dtype=np.float32), (1, 64, 96)).copy()
+    truncated = truncate_kspace(ramp, (1, 2), (0.5, 0.5))
+    assert np.abs(truncated - ramp).max() < 0.05  # a plain FFT would ring at the ramp's wrapped-around jump

@@ -77,14 +77,19 @@ def truncate_kspace(block: np.ndarray, axes: tuple[int, ...] = (1, 2), resolutio
                     taper: float = 0.0, partial_fourier: float = 1.0) -> np.ndarray:
     """The magnitude image an acquisition of a coarser matrix reconstructs on the block's grid: k-space beyond
     `resolution` of the extent along each of `axes` removed (Tukey-tapered by `taper`), with `partial_fourier` of
-    the lines acquired along the first of `axes`, zero-filled back (float32)."""
-    spectrum = np.fft.fftn(np.asarray(block, dtype=np.float32), axes=axes)
+    the lines acquired along the first of `axes`, zero-filled back (float32). The block is mirrored by a quarter
+    of its extent first, so its borders (a patch of a larger image) do not ring as if the image wrapped around."""
+    margins = [(block.shape[a] // 4, block.shape[a] // 4) if a in axes else (0, 0) for a in range(block.ndim)]
+    padded = np.pad(np.asarray(block, dtype=np.float32), margins, mode="symmetric")
+    spectrum = np.fft.fftn(padded, axes=axes)
     for index, (axis, share) in enumerate(zip(axes, resolution)):
-        mask = _kspace_mask(block.shape[axis], share, taper, partial_fourier if index == 0 else 1.0)
+        mask = _kspace_mask(padded.shape[axis], share, taper, partial_fourier if index == 0 else 1.0)
         shape = [1] * block.ndim
-        shape[axis] = block.shape[axis]
+        shape[axis] = padded.shape[axis]
         spectrum *= mask.reshape(shape)
-    return np.abs(np.fft.ifftn(spectrum, axes=axes)).astype(np.float32)
+    image = np.abs(np.fft.ifftn(spectrum, axes=axes))
+    inside = tuple(slice(low, low + size) for (low, _), size in zip(margins, block.shape))
+    return image[inside].astype(np.float32)
 
 
 def complex_noise(images: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
