@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from isrnet.acquisition import profile_weights, sample_thick
+from isrnet.acquisition import profile_weights
 from isrnet.acquisition.mr_physics import PhysicsRanges, complex_noise, interleave_step, rf_profile, truncate_kspace
 from isrnet.training.samplers.acquisition_physics import acquire_slices
 from isrnet.training.samplers.base import cut_pair
