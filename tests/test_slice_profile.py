@@ -180,6 +180,7 @@ def test_prediction_estimates_unplanned_inputs_and_records_it(tmp_path: Path, fi
     predict_file(predictor, source, tmp_path / "out", PredictionSettings(factor=2.0), None)
     sidecar = json.loads((tmp_path / "out" / "scan.json").read_text())
     assert sidecar["slice_profile"]["thickness_source"] == "estimated"
+    assert sidecar["slice_profile"]["family_source"] == "estimated" and sidecar["slice_profile"]["estimate"]
     assert sidecar["slice_profile"]["thickness_mm"] == sidecar["settings"]["thickness_mm"] < 0.7 * 3.0
     predict_file(predictor, source, tmp_path / "given", PredictionSettings(factor=2.0, thickness_mm=3.0), None)
     given = json.loads((tmp_path / "given" / "scan.json").read_text())["slice_profile"]

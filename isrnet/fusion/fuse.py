@@ -84,7 +84,7 @@ def super_resolve(predictor: Predictor, name: str, volume: Volume) -> Stack:
     record = {"slice_axis": axis, "input_spacing": list(volume.spacing), "slice_profile": profile.as_record()}
     if is_near_isotropic(volume.spacing, axis):
         return Stack(name, volume, volume, {**record, "super_resolved": "no (already near-isotropic)"})
-    result = predictor.run(volume, settings, name)
+    result = predictor.run_resolved(volume, settings, profile)
     return Stack(name, volume, result.volume, {**record, "super_resolved": f"x{result.factor:.3g}",
                                                "output_spacing": list(result.volume.spacing)})
 

@@ -59,7 +59,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     if adaptation is not None and adaptation.enabled:
         predictor, adapted = predictor.adapted_to(case, volumes[0], settings, profile, adaptation, source,
                                                   output_folder / ADAPTED_FOLDER if adaptation.save else None)
-    results = [predictor.run(volume, settings, case, progress) for volume in volumes]
+    results = [predictor.run_resolved(volume, settings, profile, progress) for volume in volumes]
     first = results[0]
     out_dtype = dtype or "float32"
     if identity_source is not None:

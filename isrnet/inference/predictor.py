@@ -22,13 +22,13 @@ import torch
 
 from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, decide_slice_profile, default_profile
 from isrnet.errors import IsrnetError
-from isrnet.plans import Plans
 from isrnet.imageio.geometry import (MIN_SLICES, NEAR_ISOTROPIC_RATIO, factor_of, is_near_isotropic, restore_axes,
                                      slice_axis_of, slices_first, upsampled_volume)
 from isrnet.imageio.volume import Volume
 from isrnet.inference.model_resolution import Model, from_model_path
 from isrnet.inference.slice_synthesis import Acceleration, synthesise_slices
 from isrnet.intensity import DEFAULT_NORMALISATION
+from isrnet.plans import Plans
 from isrnet.preprocessing.preprocessor import prepare_volume
 from isrnet.runs import Run
 from isrnet.training.adaptation import Adapted, AdaptationCase, AdaptationOptions, StartingPoint, adapt_to_case
@@ -78,11 +78,11 @@ class Predictor:
         self.weights = weights  # the checkpoint file the weights came from (provenance)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: dict | None = None,
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: Plans | None = None,
                         description: str | None = None, amp: bool = False) -> "Predictor":
         checkpoint = load_checkpoint(path)
-        return cls(network_from_checkpoint(checkpoint), description or str(path), device, checkpoint.get("trained_factors"), plans, amp,
-                   checkpoint["network"], str(Path(path).resolve()))
+        return cls(network_from_checkpoint(checkpoint), description or str(path), device,
+                   checkpoint.get("trained_factors"), plans, amp, checkpoint["network"], str(Path(path).resolve()))
 
     @classmethod
     def from_model(cls, model: Model, device: str = "cpu", amp: bool = False) -> "Predictor":
@@ -175,6 +175,12 @@ class Predictor:
             progress: Callable[[int], None] | None = None) -> Prediction:
         """`predict`, returning the settings and slice profile it used as well (what a sidecar records)."""
         settings, profile = self.resolve(volume, requested, case)
+        return self.run_resolved(volume, settings, profile, progress)
+
+    def run_resolved(self, volume: Volume, settings: PredictionSettings, profile: SliceProfile,
+                     progress: Callable[[int], None] | None = None) -> Prediction:
+        """`run` with what `resolve` returned: the profile is decided once for a 4D input's volumes, an adapted
+        copy of the model and a sidecar alike."""
         axis = self.slice_axis(volume, settings)
         ratio = factor_of(volume.spacing, axis)
         if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
@@ -192,8 +198,8 @@ class Predictor:
                           f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
         stack = slices_first(volume, axis)
         normalised, inversion = prepare_volume(volume, axis, self.normalisation)
-        output = synthesise_slices(self.network, normalised, factor, profile.thickness_mm / stack.spacing[0], self.device,
-                                   settings.keep_input, settings.tta, progress,
+        output = synthesise_slices(self.network, normalised, factor, profile.thickness_mm / stack.spacing[0],
+                                   self.device, settings.keep_input, settings.tta, progress,
                                    replace(self.acceleration, crop_to_anatomy=not settings.whole_slices),
                                    settings.conditioning_factor)
         output = inversion.intensities(output)
