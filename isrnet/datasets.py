@@ -61,6 +61,7 @@ def dataset_id(name: str) -> int:
 
 
 DICOM_THICKNESS_KEY = "dicom_slice_thickness_mm"  # written by isr_convert: a header fact, not the user's word
+PROFILE_KEYS = {"thickness_mm", "family"}  # what dataset.json may declare of a slice profile
 
 
 @dataclass
@@ -108,14 +109,18 @@ def declared_profiles(content: dict, where: Path) -> dict[str, dict]:
         if value is not None:
             put(case, "thickness_mm", value)
     profile = content.get("slice_profile")
-    if isinstance(profile, str) or (isinstance(profile, dict) and all(isinstance(v, str) for v in profile.values())
-                                    and profile and not set(profile) & {"thickness_mm", "family"}):
-        for case, family in (profile.items() if isinstance(profile, dict) else [("*", profile)]):  # the older form
+    if isinstance(profile, str):  # the older form: one family for every case
+        put("*", "family", profile)
+    elif isinstance(profile, dict) and profile and set(profile) <= PROFILE_KEYS:  # one record for every case
+        for key, value in profile.items():
+            put("*", key, value)
+    elif isinstance(profile, dict) and not set(profile) & PROFILE_KEYS and all(isinstance(value, str)
+                                                                              for value in profile.values()):
+        for case, family in profile.items():  # the older form: case -> family
             put(case, "family", family)
     elif isinstance(profile, dict):
-        records = {"*": profile} if set(profile) <= {"thickness_mm", "family"} else profile
-        for case, record in records.items():
-            if not isinstance(record, dict) or not set(record) <= {"thickness_mm", "family"}:
+        for case, record in profile.items():
+            if not isinstance(record, dict) or not set(record) <= PROFILE_KEYS:
                 raise IsrnetError(f"{where}: slice_profile must be {{\"thickness_mm\": mm, \"family\": "
                                   f"\"gaussian\" or \"rect\"}}, or an object case -> such a record (got {record!r})")
             for key, value in record.items():

@@ -13,12 +13,14 @@ import copy
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile
+from isrnet.acquisition.slice_profile import DEFAULT_FAMILY, ProfileSource, SliceProfile
 from isrnet.errors import IsrnetError
 from isrnet.stages import DatasetKind
 
 PLANS_FORMAT = 4  # 4: a case's slice profile as one record, typed plans; 3: thickness and family as separate keys
 MIGRATABLE_FORMATS = (3,)
+# a case's format-3 keys -> their format-4 names
+RENAMED_CASE_KEYS = {"slice_thickness": "slice_profile.thickness_mm", "slice_profile": "slice_profile.family"}
 
 
 @dataclass
@@ -123,20 +125,17 @@ def migrated(record: dict) -> dict:
         if "slice_thickness" not in case:
             continue
         case["slice_profile"] = {
-            "thickness_mm": case.pop("slice_thickness"), "family": case.pop("slice_profile", "gaussian"),
+            "thickness_mm": case.pop("slice_thickness"), "family": case.pop("slice_profile", DEFAULT_FAMILY),
             "thickness_source": case.pop("thickness_source", str(ProfileSource.SPACING)),
             "family_source": case.pop("profile_source", str(ProfileSource.DEFAULT)),
             "confidence": case.pop("profile_confidence", 0.0)}
-    renamed = {"cases.*.slice_thickness": "cases.*.slice_profile.thickness_mm",
-               "cases.*.slice_profile": "cases.*.slice_profile.family"}
-    record["overrides"] = {_renamed_key(key, renamed): value for key, value in record.get("overrides", {}).items()}
+    record["overrides"] = {_renamed_key(key): value for key, value in record.get("overrides", {}).items()}
     return record
 
 
-def _renamed_key(key: str, renamed: dict[str, str]) -> str:
+def _renamed_key(key: str) -> str:
+    """A format-3 `--set` key of a case (cases.NAME.slice_thickness) under its format-4 name."""
     parts = key.split(".")
-    if len(parts) == 3 and parts[0] == "cases":
-        pattern = renamed.get(f"cases.*.{parts[2]}")
-        if pattern:
-            return pattern.replace("*", parts[1])
+    if len(parts) == 3 and parts[0] == "cases" and parts[2] in RENAMED_CASE_KEYS:
+        return f"cases.{parts[1]}.{RENAMED_CASE_KEYS[parts[2]]}"
     return key

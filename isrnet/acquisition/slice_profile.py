@@ -133,7 +133,7 @@ def decide_slice_profile(stack: np.ndarray, spacing: tuple[float, float, float],
             estimate = asdict(found)
             if confidence < LOW_CONFIDENCE:
                 notes.append(f"low-confidence estimate ({confidence:.2f}): if you know the slice thickness, put it in "
-                             f"dataset.json as slice_thickness_mm")
+                             f"dataset.json as slice_profile.thickness_mm")
             if family is None:
                 family, family_source = found.family, ProfileSource.ESTIMATED
         elif family is None:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from isrnet import paths
-from isrnet.acquisition.slice_profile import ProfileSource, check_family
+from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, check_family
 from isrnet.errors import IsrnetError
-from isrnet.plans import PLANS_FORMAT, Plans, migrated
+from isrnet.plans import PLANS_FORMAT, RENAMED_CASE_KEYS, Plans, migrated
+from isrnet.stages import DatasetKind
 from isrnet.utilities.files import load_json
 
 PLANS_FILE = "plans.json"
@@ -20,7 +21,6 @@ PLANS_FILE = "plans.json"
 NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides", "device")  # device: plan with -device instead
 # Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
 CASE_KEYS = ("slice_axis", "factor", "slice_profile.thickness_mm", "slice_profile.family", "skip")
-RENAMED_CASE_KEYS = {"slice_thickness": "slice_profile.thickness_mm", "slice_profile": "slice_profile.family"}
 # Keys earlier isrnet versions wrote that nothing read (or that are derived now): an old plans.json gets an error.
 REMOVED_KEYS = ("plans_name", "planner", "preprocessor", "training.stage", "cases.*.transpose_forward",
                 "cases.*.transpose_backward", "cases.*.spacing", "cases.*.slice_spacing", "cases.*.in_plane_spacing",
@@ -120,17 +120,18 @@ def _set_case(plans: dict, key: str, parts: list[str], value: Any) -> list[str]:
     names = list(cases) if name == "*" else [name]
     if name != "*" and name not in cases:
         raise IsrnetError(f"'{key}': the plans have no case '{name}'; cases: {', '.join(cases) or 'none'}")
-    allowed = CASE_KEYS if plans.get("kind") == "target" else ("skip",)
+    allowed = CASE_KEYS if plans.get("kind") == DatasetKind.TARGET else ("skip",)
     if field not in allowed:
         raise IsrnetError(f"'{key}': a case's settable keys are {', '.join(allowed)}")
     for case in names:
         plan = cases[case]
         if field == "slice_profile.thickness_mm":
-            plan["slice_profile"].update(thickness_mm=float(value), thickness_source=str(ProfileSource.SET),
-                                         confidence=1.0)
+            profile = SliceProfile.from_record(plan["slice_profile"]).with_thickness(value, ProfileSource.SET)
+            plan["slice_profile"] = profile.plan_record()
         elif field == "slice_profile.family":
             check_family(value, key)
-            plan["slice_profile"].update(family=value, family_source=str(ProfileSource.SET))
+            profile = SliceProfile.from_record(plan["slice_profile"]).with_family(value, ProfileSource.SET)
+            plan["slice_profile"] = profile.plan_record()
         else:
             plan[field] = value
     return [f"cases.{case}.{field}" for case in names]

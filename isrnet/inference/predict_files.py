@@ -75,7 +75,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
                "input_spacing": list(volumes[0].spacing), "output_spacing": list(first.volume.spacing),
                "slice_profile": first.slice_profile.as_record(), "slice_axis": first.slice_axis,
                "input_positions": input_slice_positions(volumes[0], first.slice_axis).round(4).tolist(),
-               "settings": _settings_record(first.settings), "volumes": len(volumes),
+               "settings": asdict(first.settings), "volumes": len(volumes),
                "format": "dicom series" if identity_source is not None else image_ending(target),
                "dtype": "uint16 with RescaleSlope/Intercept" if identity_source is not None else out_dtype,
                "seconds": round(time.time() - start, 2), "isrnet_version": __version__}
@@ -88,8 +88,3 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     write_sidecar(sidecar, target)
     return target
 
-
-def _settings_record(settings: PredictionSettings) -> dict:
-    record = asdict(settings)
-    record["thickness_source"] = str(settings.thickness_source)
-    return record
