@@ -25,6 +25,7 @@ import functools
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.signal.windows import tukey
 
 RF_TIME_BANDWIDTH = 4.0  # the time-bandwidth product of the 'rf' family when none is given
 RF_REACH = 1.5  # the profile is evaluated to this many FWHM from the slice centre (side lobes beyond are < 1 %)
@@ -48,16 +49,10 @@ class PhysicsRanges:
 
 
 def _tukey(length: int, taper: float) -> np.ndarray:
-    """A Tukey window of `length` points whose cosine flanks take `taper` of it (0: a box)."""
+    """A Tukey window of `length` points whose cosine flanks take `taper` of it (0, or under 3 points: a box)."""
     if taper <= 0.0 or length < 3:
         return np.ones(length)
-    x = np.linspace(0.0, 1.0, length)
-    window = np.ones(length)
-    edge = taper / 2.0
-    low, high = x < edge, x > 1.0 - edge
-    window[low] = 0.5 * (1 + np.cos(np.pi * (x[low] / edge - 1)))
-    window[high] = 0.5 * (1 + np.cos(np.pi * ((x[high] - 1) / edge + 1)))
-    return window
+    return tukey(length, taper)
 
 
 def _kspace_mask(length: int, resolution: float, taper: float, partial_fourier: float = 1.0) -> np.ndarray:

@@ -11,6 +11,7 @@ any order, as T2, PD or FLAIR order them differently from T1; no two samples sha
 from __future__ import annotations
 
 import numpy as np
+from scipy.cluster.vq import kmeans2
 
 from isrnet.intensity import foreground_mask
 
@@ -29,10 +30,8 @@ def tissue_centres(volume: np.ndarray, classes: int = TISSUE_CLASSES, seed: int 
     sample = rng.choice(values, min(values.size, 200_000), replace=False)
     low, high = np.quantile(sample, [0.01, 0.99])
     centres = low + (high - low) * (np.arange(classes) + 0.5) / classes  # spread evenly: robust to class sizes
-    for _ in range(KMEANS_ITERATIONS):
-        nearest = np.argmin(np.abs(sample[:, None] - centres[None, :]), axis=1)
-        centres = np.array([sample[nearest == c].mean() if np.any(nearest == c) else centres[c]
-                            for c in range(classes)])
+    centres, _ = kmeans2(sample.astype(np.float64), centres.astype(np.float64), iter=KMEANS_ITERATIONS, minit="matrix",
+                         missing="warn")
     return np.concatenate([[0.0], np.sort(centres)]).astype(np.float32)
 
 
