@@ -23,7 +23,8 @@ setup(
         "av>=11",
         "pydicom>=3.0",
     ],
-    extras_require={"test": ["pytest>=7", "dcm2niix>=1.0.20220720"]},
+    extras_require={"bids": ["pybids>=0.16"],
+                    "test": ["pytest>=7", "dcm2niix>=1.0.20220720", "pybids>=0.16", "bids-validator-deno>=2.0"]},
     entry_points={
         "console_scripts": [
             "isr_plan_and_preprocess=isrnet.cli.plan_and_preprocess:main_plan_and_preprocess",
@@ -38,6 +39,7 @@ setup(
             "isr_benchmark=isrnet.cli.benchmark:main",
             "isr_export_model=isrnet.cli.model_sharing:main_export",
             "isr_install_model=isrnet.cli.model_sharing:main_install",
+            "isr_bids=isrnet.cli.bids:main",
         ],
     },
 )

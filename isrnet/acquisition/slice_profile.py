@@ -35,6 +35,7 @@ class ProfileSource(str, Enum):
     PLANS = "plans"
     SET = "--set"
     COMMAND_LINE = "--slice-thickness"
+    BIDS_SIDECAR = "BIDS sidecar"  # SliceThickness of the scan's JSON sidecar (isr_bids; BIDS inheritance applied)
     NOT_DECIDED = "not used by prediction"  # the family of a profile whose thickness was given at prediction
     SIMULATED = "simulated by --factor"  # isr_benchmark's own thick slices, simulated from the reference
     FULL_SCAN = "full scan"  # the hidden-slice evaluation: decided on the scan before its slices were thinned
@@ -112,14 +113,16 @@ def plausible_thickness(thickness_mm: float | None, slice_spacing: float) -> boo
 
 def decide_slice_profile(stack: np.ndarray, spacing: tuple[float, float, float],
                          dicom_thickness_mm: float | None = None, declared_thickness_mm: float | None = None,
-                         declared_family: str | None = None) -> SliceProfile:
+                         declared_family: str | None = None,
+                         declared_source: ProfileSource = ProfileSource.DATASET_JSON) -> SliceProfile:
     """The profile of a slices-first `stack` with `spacing` (slice, row, column), by the module's precedence.
-    `declared_*` is the user's word (dataset.json), `dicom_thickness_mm` the header's SliceThickness."""
+    `declared_*` is the user's word (dataset.json, or `declared_source`), `dicom_thickness_mm` the header's
+    SliceThickness."""
     slice_spacing = float(spacing[0])
     notes: list[str] = []
     thickness, source = None, None
     if declared_thickness_mm:
-        thickness, source = float(declared_thickness_mm), ProfileSource.DATASET_JSON
+        thickness, source = float(declared_thickness_mm), declared_source
     elif plausible_thickness(dicom_thickness_mm, slice_spacing):
         thickness, source = float(dicom_thickness_mm), ProfileSource.DICOM
     elif dicom_thickness_mm:

@@ -66,6 +66,9 @@ class HiddenSliceOptions:
     seed: int | None = None
     output: Path | None = None  # default: $isrnet_results/DatasetXXX/hidden_slices (a dataset)
     plans_overrides: dict = field(default_factory=dict)  # dotted keys for the thinned dataset's plans
+    weights: Path | None = None  # the pre-trained weights judged (default: the plans' mrft, else the shipped)
+    thickness_mm: float | None = None  # scans given as files: their known slice thickness (default: decided)
+    thickness_source: ProfileSource = ProfileSource.COMMAND_LINE  # where that thickness came from
 
 
 @dataclass
@@ -119,7 +122,8 @@ def _dataset_scans(dataset: str, plans: Plans | None) -> list[Scan]:
     return scans
 
 
-def _folder_scans(source: Path) -> list[Scan]:
+def _folder_scans(source: Path, thickness_mm: float | None = None,
+                  thickness_source: ProfileSource = ProfileSource.COMMAND_LINE) -> list[Scan]:
     scans = []
     for path in find_inputs(source):
         volumes = read_volumes(path)
@@ -127,8 +131,8 @@ def _folder_scans(source: Path) -> list[Scan]:
             name = case_name(path) if len(volumes) == 1 else f"{case_name(path)}_vol{index:03d}"
             axis = hidden_slice_axis(volume.spacing)
             stack = slices_first(volume, axis)
-            scans.append(Scan(name, volume, axis, decide_slice_profile(stack.array, stack.spacing,
-                                                                       volume.dicom_thickness_mm)))
+            scans.append(Scan(name, volume, axis, decide_slice_profile(
+                stack.array, stack.spacing, volume.dicom_thickness_mm, thickness_mm, declared_source=thickness_source)))
     return scans
 
 
@@ -282,13 +286,15 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
     dataset = None if isinstance(source, Path) else resolve_dataset(source)
     folder_source = source if isinstance(source, Path) else None
     plans = _dataset_plans(dataset)
-    scans = _dataset_scans(dataset, plans) if dataset else _folder_scans(folder_source)
+    scans = (_dataset_scans(dataset, plans) if dataset else
+             _folder_scans(folder_source, options.thickness_mm, options.thickness_source))
     cases = thinned_cases(scans, options.keep_every, log)
     output = _output_folder(dataset, folder_source, options)
     _check_output(output, folder_source)
     output.mkdir(parents=True, exist_ok=True)
 
-    start_path, start_label = _start_weights(plans)
+    start_path, start_label = ((options.weights, f"isrnet {options.weights.name} (no fine-tuning)")
+                               if options.weights is not None else _start_weights(plans))
     start = Predictor.from_checkpoint(start_path, device)
     methods = [_classic_method(name) for name in SHORT_NAMES if name in options.classic]
     methods.append(_network_method(start_label, "pretrained", start))
