@@ -182,3 +182,15 @@ def test_the_command_says_in_one_line_what_is_wrong(tmp_path, problem) -> None:
     done = subprocess.run([sys.executable, "-c", "from isrnet.cli.bids import main; main()", str(root), str(output), "participant"],
                           capture_output=True, text=True)
     assert done.returncode == 1 and done.stderr.count("\n") == 1 and "isr_bids: error:" in done.stderr
+
+
+def test_evaluate_adds_each_scans_hidden_slice_gain(tmp_path, single_thread) -> None:
+    from isrnet.bids import BidsOptions, Selection, run_group, run_participant
+    root = write_tree(tmp_path / "study")
+    output = tmp_path / "derivatives"
+    options = BidsOptions(Selection(participants=("02",), suffixes=("T1w",)), evaluate=True)
+    outcomes = run_participant(root, output, options, log=lambda message: None)
+    assert [o.status for o in outcomes] == ["written"]
+    record = json.loads((output / "sub-02/anat/sub-02_desc-isr_T1w.json").read_text())["isrnet"]
+    assert np.isfinite(record["hidden_slice_gain_dB"]) and (output / record["hidden_slice_page"]).is_file()
+    assert run_group(output, log=lambda message: None).table.hidden_slice_gain_dB.notna().all()

@@ -279,11 +279,12 @@ def _figure(table: pd.DataFrame, path: Path) -> None:
         axis.grid(axis="x", alpha=0.3)
     axes[0][0].set_yticks(range(len(table)), labels, fontsize=7)
     axes[0][0].invert_yaxis()
-    if sources:
-        axes[0][1].legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[s]) for s in sources], labels=sources,
-                          fontsize=7, title="thickness from", title_fontsize=7, loc="lower right")
+    if sources:  # below the panels: inside one it would hide bars
+        figure.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours[s]) for s in sources], labels=sources,
+                      fontsize=7, title="slice thickness from", title_fontsize=7, loc="lower center",
+                      ncol=len(sources))
     figure.suptitle(f"isrnet over the study: {len(table)} scan(s)", fontsize=10)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.1 if sources else 0, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(".partial_" + path.name)
     figure.savefig(temporary, dpi=110, format="png")
