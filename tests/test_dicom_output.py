@@ -147,7 +147,7 @@ def test_uids_are_new_and_identity_is_copied(series_and_outputs) -> None:
     for keyword in ("PatientName", "PatientID", "PatientBirthDate", "StudyInstanceUID", "StudyDate",
                     "AccessionNumber", "InstitutionName", "FrameOfReferenceUID"):
         assert str(first.get(keyword)) == str(original.get(keyword)), keyword
-    assert list(first.ImageType) == ["DERIVED", "SECONDARY"]
+    assert list(first.ImageType) == ["DERIVED", "SECONDARY", "OTHER"]  # an MR image needs value 3
     assert first.SeriesDescription == "T2 TSE ax isrnet x5" and int(first.SeriesNumber) == 1007
     assert float(first.SliceThickness) == pytest.approx(0.8) and float(first.SpacingBetweenSlices) == pytest.approx(0.8)
     assert [float(v) for v in first.ImageOrientationPatient] == pytest.approx(

@@ -33,18 +33,20 @@ def is_dicom_folder(path: str | Path) -> bool:
     path = Path(path)
     if not path.is_dir():
         return False
-    for child in sorted(path.iterdir())[:50]:
-        if child.is_file():
-            if child.suffix.lower() == ".dcm":
-                return True
-            try:
-                with open(child, "rb") as handle:
-                    handle.seek(128)
-                    if handle.read(4) == b"DICM":
-                        return True
-            except OSError:
-                continue
-    return False
+    return any(child.is_file() and is_dicom_file(child) for child in sorted(path.iterdir())[:50])
+
+
+def is_dicom_file(path: str | Path) -> bool:
+    """A DICOM file: a .dcm ending, or the 'DICM' preamble (Siemens' .IMA files and files without an ending)."""
+    path = Path(path)
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(128)
+            return handle.read(4) == b"DICM"
+    except OSError:
+        return False
 
 
 def sidecar_of(output: str | Path) -> Path:
