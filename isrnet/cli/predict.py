@@ -10,7 +10,10 @@ from isrnet.utilities.device import DEVICES
 
 EPILOG = """model choice: -d DATASET (its ssft run, else mrft, else video; --stage for another), -m MODEL_DIR|CHECKPOINT, or neither
 for the weights shipped with isrnet. Outputs keep the input's name (NIfTI, or the input's format when it
-holds float voxels), plus NAME.json describing model, factor and thickness.
+holds float voxels), plus NAME.json describing model, factor and thickness. A time series (4D NIfTI, a DICOM
+series with several temporal positions, Siemens mosaics) is read, predicted and written a few frames at a time and
+keeps its frames, time step and unit (DICOM: temporal positions and frame times); its slice profile is decided once,
+on the first frame.
 
 examples:
   isr_predict -i scans/ -o sr/ -d 001                  the ssft model fine-tuned on dataset 001
@@ -19,6 +22,9 @@ examples:
   isr_predict -i scans/ -o sr/ -d 001 --adapt-minutes 2   each case fine-tunes its own copy first
   isr_predict -i dicom/t2_ax/ -o sr/ --output-format dicom     a derived series sr/t2_ax/ (same patient, study)
   isr_predict -i t2.nii.gz -o sr/ --output-format dicom --dicom-reference dicom/t2_ax/ --anonymise
+  isr_predict -i cine_sax.nii.gz -o sr/ --slice-thickness 8    a 4D cine: every phase, the time axis kept
+  isr_predict -i dicom/epi_mosaics/ -o sr/ --factor 2          a folder of Siemens mosaics -> one 4D NIfTI
+See documentation/time_series.md.
 """
 
 
@@ -26,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isr_predict", description=__doc__, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-i", dest="input", type=Path, required=True,
-                        help="a file, a DICOM series folder, or a folder of files and DICOM series folders")
+                        help="a file (3D or 4D; a Siemens mosaic), a DICOM series folder, or a folder of files and DICOM "
+                             "series folders")
     parser.add_argument("-o", dest="output", type=Path, required=True, help="output folder (never the input folder)")
     model = parser.add_mutually_exclusive_group()
     model.add_argument("-d", dest="dataset", help="use this dataset's trained model: its ssft run (else mrft, else video); 1, 001 or Dataset001_Name")

@@ -13,7 +13,9 @@ import numpy as np
 from isrnet.datasets import case_name
 from isrnet.errors import IsrnetError
 from isrnet.imageio import Volume, write_volumes
-from isrnet.imageio.dicom_series import read_identity, write_dicom_series
+from isrnet.imageio.dicom_series import DicomSeriesSink, read_identity, write_dicom_series
+from isrnet.imageio.reader_writer import open_frame_sink
+from isrnet.imageio.time_series import FrameSink, TimeAxis
 from isrnet.imageio.formats import FLOAT_WRITABLE, OUTPUT_FORMATS, image_ending, is_dicom_folder, sidecar_of
 from isrnet.utilities.files import save_json
 
@@ -68,7 +70,8 @@ def output_path(source: Path, output_folder: Path) -> Path:
         ending = {".nhdr": ".nrrd", ".mhd": ".mha"}[ending]
     if ending is None or ending not in FLOAT_WRITABLE:
         ending = ".nii.gz"
-    return output_folder / f"{case_name(source) if source.is_dir() else source.name[: -len(image_ending(source))]}{ending}"
+    stem = source.name[: -len(image_ending(source))] if image_ending(source) else case_name(source)  # DICOM: no ending
+    return output_folder / f"{stem}{ending}"
 
 
 def cast_to(array: np.ndarray, dtype: str) -> np.ndarray:
@@ -83,6 +86,35 @@ def write_image(volumes: list[Volume], target: Path, dtype: str = "float32") -> 
     """One NIfTI/NRRD/MHA file (4D for several volumes), written atomically."""
     write_volumes([volume.with_array(cast_to(volume.array, dtype)) for volume in volumes], target)
     return target
+
+
+def image_sink(target: Path, time: TimeAxis, dtype: str = "float32") -> FrameSink:
+    """A NIfTI/NRRD/MHA output written frame by frame (4D NIfTI streams to disk), each frame cast to `dtype`."""
+    return CastingSink(open_frame_sink(target, time, dtype), dtype)
+
+
+class CastingSink(FrameSink):
+    """Frames cast to an output type (integers rounded and clipped) on their way into another sink."""
+
+    def __init__(self, sink: FrameSink, dtype: str) -> None:
+        self.sink, self.dtype = sink, dtype
+
+    def write(self, volume: Volume) -> None:
+        self.sink.write(volume.with_array(cast_to(volume.array, self.dtype)))
+
+    def commit(self) -> None:
+        self.sink.commit()
+
+    def abort(self) -> None:
+        self.sink.abort()
+
+
+def dicom_sink(target: Path, identity_source: Path, axis: int, time: TimeAxis, description: str, comment: str,
+               output: OutputFormat, keep_frame_of_reference: bool) -> FrameSink:
+    """A derived DICOM series of `identity_source`'s patient and study in the folder `target`, written frame by frame
+    (one instance per plane across `axis`, with temporal positions for a time series)."""
+    return DicomSeriesSink(target, read_identity(identity_source), axis, description, comment, output.anonymise,
+                           keep_frame_of_reference=keep_frame_of_reference, time=time)
 
 
 def write_series(volume: Volume, target: Path, identity_source: Path, protected: Iterable[Path], axis: int,

@@ -67,7 +67,7 @@ def _predict_one(task: tuple) -> CaseResult:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             target = predict_file(_predictor, source, output, settings, dtype, on_gap, output_format, adaptation)
-        notes = "; ".join(str(w.message) for w in caught)
+        notes = "; ".join(dict.fromkeys(str(w.message) for w in caught))  # a time series warns once per frame
         return CaseResult(source, target, f"warning: {notes}" if notes else None)
     except IsrnetError as error:
         return CaseResult(source, None, f"error: {error}")
@@ -117,7 +117,7 @@ def predict_paths(inputs: str | Path, output: str | Path, model: Model | str | P
         _load_predictor(model, device, threads, options.amp)
         for source in cases:
             with progress(desc=source.name, unit="gap", leave=False) as bar:
-                report(_predict_one((source, output, options.settings, options.dtype, bar.update, options.output,
+                report(_predict_one((source, output, options.settings, options.dtype, bar, options.output,
                                      options.adaptation)))
     else:
         tasks = [(source, output, options.settings, options.dtype, None, options.output, options.adaptation)

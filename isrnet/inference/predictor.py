@@ -15,7 +15,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -181,7 +181,25 @@ class Predictor:
                      progress: Callable[[int], None] | None = None) -> Prediction:
         """`run` with what `resolve` returned: the profile is decided once for a 4D input's volumes, an adapted
         copy of the model and a sidecar alike."""
-        axis = self.slice_axis(volume, settings)
+        return next(self.run_frames([volume], settings, profile, progress))
+
+    def run_frames(self, frames: Iterable[Volume], settings: PredictionSettings, profile: SliceProfile,
+                   progress: Callable[[int], None] | None = None) -> Iterator[Prediction]:
+        """Every frame of a time series (volumes of one grid) super-resolved with one resolved setting, yielded in
+        order as soon as done: `acceleration.frames_per_call` frames are read and synthesised together (their gaps
+        share network calls), so memory holds a few frames whatever their number. Each frame gets the values it
+        gets alone."""
+        batch: list[Volume] = []
+        for volume in frames:
+            batch.append(volume)
+            if len(batch) >= max(1, self.acceleration.frames_per_call):
+                yield from self._synthesise_frames(batch, settings, profile, progress)
+                batch = []
+        if batch:
+            yield from self._synthesise_frames(batch, settings, profile, progress)
+
+    def _checked_factor(self, volume: Volume, settings: PredictionSettings, axis: int) -> float:
+        """The factor to predict `volume` with, refusing what cannot be super-resolved."""
         ratio = factor_of(volume.spacing, axis)
         if settings.factor is None and settings.target_spacing is None and is_near_isotropic(volume.spacing, axis):
             raise IsrnetError(f"volume is already near-isotropic (slice spacing {volume.spacing[axis]:g} mm is "
@@ -195,20 +213,36 @@ class Predictor:
         gap = settings.conditioning_factor or factor
         if self.trained_factors and gap > self.trained_factors[1] * TRAINED_FACTOR_MARGIN:
             warnings.warn(f"factor x{gap:.3g} is far above the largest factor this model was trained for "
-                          f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=2)
-        stack = slices_first(volume, axis)
-        normalised, inversion = prepare_volume(volume, axis, self.normalisation)
-        output = synthesise_slices(self.network, normalised, factor, profile.thickness_mm / stack.spacing[0],
+                          f"(x{self.trained_factors[1]:g}); expect lower quality", stacklevel=3)
+        return factor
+
+    def _synthesise_frames(self, volumes: list[Volume], settings: PredictionSettings, profile: SliceProfile,
+                           progress: Callable[[int], None] | None) -> list[Prediction]:
+        first = volumes[0]
+        axis = self.slice_axis(first, settings)
+        factor = self._checked_factor(first, settings, axis)
+        for volume in volumes[1:]:
+            if volume.shape != first.shape or not np.allclose(volume.spacing, first.spacing):
+                raise IsrnetError(f"a frame of shape {volume.shape} (spacing {volume.spacing}) among frames of shape "
+                                  f"{first.shape} (spacing {first.spacing}); the frames of a time series share one grid")
+        stacks = [slices_first(volume, axis) for volume in volumes]
+        prepared = [prepare_volume(volume, axis, self.normalisation) for volume in volumes]
+        normalised = np.stack([array for array, _ in prepared]) if len(volumes) > 1 else prepared[0][0]
+        output = synthesise_slices(self.network, normalised, factor, profile.thickness_mm / stacks[0].spacing[0],
                                    self.device, settings.keep_input, settings.tta, progress,
                                    replace(self.acceleration, crop_to_anatomy=not settings.whole_slices),
                                    settings.conditioning_factor)
-        output = inversion.intensities(output)
-        if settings.keep_input:  # exact copies of the input where output and input slices coincide
-            step = np.arange(output.shape[0]) / factor
-            exact = np.flatnonzero(np.abs(step - np.round(step)) < 1e-6)
-            output[exact] = stack.array.astype(np.float32)[np.round(step[exact]).astype(int)]
-        result = restore_axes(upsampled_volume(stack, output, factor), axis)
-        return Prediction(result, settings, profile, axis, volume.spacing[axis] / result.spacing[axis])
+        outputs = output if len(volumes) > 1 else output[None]
+        predictions = []
+        for stack, (_, inversion), synthesised in zip(stacks, prepared, outputs):
+            synthesised = inversion.intensities(synthesised)
+            if settings.keep_input:  # exact copies of the input where output and input slices coincide
+                step = np.arange(synthesised.shape[0]) / factor
+                exact = np.flatnonzero(np.abs(step - np.round(step)) < 1e-6)
+                synthesised[exact] = stack.array.astype(np.float32)[np.round(step[exact]).astype(int)]
+            result = restore_axes(upsampled_volume(stack, synthesised, factor), axis)
+            predictions.append(Prediction(result, settings, profile, axis, stack.spacing[0] / result.spacing[axis]))
+        return predictions
 
     def predict_array(self, array: np.ndarray, spacing: tuple[float, float, float],
                       settings: PredictionSettings = PredictionSettings()) -> tuple[np.ndarray, tuple[float, ...]]:

@@ -4,7 +4,9 @@ Memory stays O(K + gaps per call) slices of features whatever the number of slic
 once, when it first enters a block's context, and dropped when no later gap needs it. A block of
 `gaps_per_call` consecutive gaps is one `mix` call and one `decode` call (several gaps and output positions per
 network call); its results stay on the device until the block is done. The network runs only on the box of
-each block's anatomy plus CROP_MARGIN (`anatomy_mask`); a block of background only is cubic interpolation.
+each block's anatomy plus CROP_MARGIN (`anatomy_mask`), and each gap keeps the network's output only inside its
+own anatomy box, so a gap gets the same values whichever gaps (or frames) share its call; a block of background
+only is cubic interpolation.
 On the CPU the weights are channels-last (SliceSynthNet then builds its concatenations in that layout); on
 CUDA, `amp` runs the network in float16 autocast. Measured with benchmarks/prediction_speed_memory.py.
 """
@@ -35,17 +37,21 @@ CROP_STEP = 16  # crop lengths are multiples of this (fewer shapes for oneDNN to
 
 @dataclass(frozen=True)
 class Acceleration:
-    """How the network is run: gaps per network call, memory layout, mixed precision (results are equal to
-    float32 gap-by-gap within 1e-5 without amp)."""
+    """How the network is run: gaps per network call, frames of a time series per synthesis (their gaps share
+    the network calls), memory layout, mixed precision (results are equal to float32 gap-by-gap within 1e-5
+    without amp)."""
     gaps_per_call: int = 1
+    frames_per_call: int = 1
     channels_last: bool = True
     amp: bool = False  # float16 autocast; CUDA only
     crop_to_anatomy: bool = True  # run the network only around each block's anatomy (see anatomy_mask)
 
     @classmethod
     def for_device(cls, device: str, amp: bool = False) -> "Acceleration":
-        """The measured defaults: one gap per call on the CPU (larger blocks are not faster there), 16 on CUDA."""
-        return cls(16 if str(device).startswith("cuda") else 1, True, amp and str(device).startswith("cuda"))
+        """The measured defaults: one gap and one frame per call on the CPU (larger blocks are not faster there), 16
+        gaps over up to 8 frames on CUDA."""
+        cuda = str(device).startswith("cuda")
+        return cls(16 if cuda else 1, 8 if cuda else 1, True, amp and cuda)
 
 
 def block_size(acceleration: Acceleration, pixels: int, positions_per_gap: int) -> int:
@@ -55,13 +61,17 @@ def block_size(acceleration: Acceleration, pixels: int, positions_per_gap: int) 
     return max(1, min(acceleration.gaps_per_call, BLOCK_BYTES // per_gap))
 
 
-def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool) -> dict[int, list[int]]:
-    """Output indices grouped by the gap they fall in (gap i lies between input slices i and i+1)."""
+def _gap_plan(positions: np.ndarray, n_slices: int, keep_input: bool, frame_length: int | None = None
+              ) -> dict[int, list[int]]:
+    """Output indices grouped by the gap they fall in (gap i lies between input slices i and i+1). With
+    `frame_length`, the stack is frames of that many slices one after the other, and no gap spans two frames."""
+    frame_length = frame_length or n_slices
     groups: dict[int, list[int]] = {}
     for j, p in enumerate(positions):
         if keep_input and abs(p - round(p)) < 1e-6:
             continue
-        gap = min(int(np.floor(p + 1e-9)), n_slices - 2)
+        first = int(np.floor(p + 1e-9)) // frame_length * frame_length
+        gap = min(int(np.floor(p + 1e-9)), first + frame_length - 2)
         groups.setdefault(gap, []).append(j)
     return groups
 
@@ -125,20 +135,23 @@ def _crop(features: torch.Tensor, region: Box, box: Box) -> torch.Tensor:
 @torch.inference_mode()
 def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarray, conditioning: list[float],
                       device: str, keep_input: bool, step: Callable[[], None] | None,
-                      acceleration: Acceleration = Acceleration(), mask: np.ndarray | None = None) -> np.ndarray:
-    """The gaps of one tile and flip; the network runs around the anatomy in `mask` (None: whole slices)."""
+                      acceleration: Acceleration = Acceleration(), mask: np.ndarray | None = None,
+                      frame_length: int | None = None) -> np.ndarray:
+    """The gaps of one tile and flip; the network runs around the anatomy in `mask` (None: whole slices). With
+    `frame_length`, `stack` is several frames of that many slices, whose gaps share network calls and never
+    look across a frame's ends."""
     n, shape = stack.shape[0], stack.shape[1:]
+    frame_length = frame_length or n
     half = network.context // 2
     output = np.empty((len(positions),) + shape, dtype=np.float32)
     for j, p in enumerate(positions):
         if keep_input and abs(p - round(p)) < 1e-6:
             output[j] = stack[int(round(p))]
     slices = torch.from_numpy(np.ascontiguousarray(stack)).to(device)
-    plan = sorted(_gap_plan(positions, n, keep_input).items())
+    plan = sorted(_gap_plan(positions, n, keep_input, frame_length).items())
     gaps = block_size(acceleration, shape[0] * shape[1], max((len(i) for _, i in plan), default=1))
     blocks = [plan[start:start + gaps] for start in range(0, len(plan), gaps)]
-    windows = [[[min(max(i, 0), n - 1) for i in range(gap - half + 1, gap + half + 1)] for gap, _ in block]
-               for block in blocks]
+    windows = [[_window(gap, half, frame_length) for gap, _ in block] for block in blocks]
     anatomy = anatomy_boxes(mask) if mask is not None else [(0, shape[0], 0, shape[1])] * n
     boxes = [_block_box([anatomy[i] for window in block_windows for i in window], shape)
              for block_windows in windows]
@@ -172,14 +185,23 @@ def _synthesise_stack(network: nn.Module, stack: np.ndarray, positions: np.ndarr
                 condition = torch.tensor([conditioning] * len(block), dtype=torch.float32, device=slices.device)
                 state = network.mix_slices(features, condition)
                 synthesised = network.decode(state, result[..., y0:y1, x0:x1], t).float()
-            i0, i1, j0, j1 = _inner(box, shape)
-            result[..., i0:i1, j0:j1] = synthesised[..., i0 - y0:i1 - y0, j0 - x0:j1 - x0]
+            for row, window in enumerate(block_windows):  # each gap keeps the network only where it would alone
+                own = _block_box([anatomy[i] for i in window], shape)
+                if own is not None:
+                    i0, i1, j0, j1 = _inner(own, shape)
+                    result[row, :, i0:i1, j0:j1] = synthesised[row, :, i0 - y0:i1 - y0, j0 - x0:j1 - x0]
         result = result.cpu().numpy()
         for row, (_, indices) in enumerate(block):
             output[indices] = result[row, :len(indices)]
             if step is not None:
                 step()
     return output
+
+
+def _window(gap: int, half: int, frame_length: int) -> list[int]:
+    """The context slices of `gap`: `half` on each side, repeating the end slices of its frame."""
+    first = gap // frame_length * frame_length
+    return [min(max(i, first), first + frame_length - 1) for i in range(gap - half + 1, gap + half + 1)]
 
 
 def _tiles(length: int, tile: int) -> list[tuple[int, int]]:
@@ -194,7 +216,9 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
                       progress: Callable[[int], None] | None = None,
                       acceleration: Acceleration | None = None,
                       conditioning_factor: float | None = None) -> np.ndarray:
-    """Normalised slices-first stack [Z, H, W] -> [floor((Z-1) f) + 1, H, W] on the upsampled grid.
+    """Normalised slices-first stack [Z, H, W] -> [floor((Z-1) f) + 1, H, W] on the upsampled grid; frames of one
+    grid [T, Z, H, W] -> [T, floor((Z-1) f) + 1, H, W], their gaps sharing network calls (`gaps_per_call`), each
+    frame with the values it would get alone.
 
     `keep_input` copies input slices where output slices coincide with them; `tta` averages the four
     in-plane flips. `progress(n)` is called with the number of gaps done. `acceleration`: see Acceleration
@@ -205,13 +229,22 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
     network.eval()
     if acceleration.channels_last:  # the weights' layout decides the convolutions' (inputs stay as they are)
         network.to(memory_format=torch.channels_last)
-    positions = output_positions(stack.shape[0], factor)
+    frames = stack.ndim == 4
+    if frames:  # one stack of the frames one after the other; their positions likewise
+        count, frame_length = stack.shape[:2]
+        mask = np.concatenate([anatomy_mask(frame) for frame in stack]) if acceleration.crop_to_anatomy else None
+        stack = stack.reshape((count * frame_length,) + stack.shape[2:])
+        one = output_positions(frame_length, factor)
+        positions = np.concatenate([one + k * frame_length for k in range(count)])
+    else:
+        frame_length = stack.shape[0]
+        mask = anatomy_mask(stack) if acceleration.crop_to_anatomy else None
+        positions = output_positions(frame_length, factor)
     conditioning = conditioning_vector(conditioning_factor or factor, thickness_ratio)
     h, w = stack.shape[1:]
     tile = max(int(np.sqrt(TILE_PIXELS)), 2 * TILE_OVERLAP + 16)
     output = np.empty((len(positions), h, w), dtype=np.float32)
     flips = [(False, False), (True, False), (False, True), (True, True)] if tta else [(False, False)]
-    mask = anatomy_mask(stack) if acceleration.crop_to_anatomy else None
     for y0, y1 in _tiles(h, tile):
         for x0, x1 in _tiles(w, tile):
             part = stack[:, y0:y1, x0:x1]
@@ -223,13 +256,14 @@ def synthesise_slices(network: nn.Module, stack: np.ndarray, factor: float, thic
                 if mask is not None:
                     part_mask = np.flip(mask[:, y0:y1, x0:x1], axes) if axes else mask[:, y0:y1, x0:x1]
                 done = _synthesise_stack(network, flipped, positions, conditioning, device, keep_input,
-                                         (lambda: progress(1)) if progress else None, acceleration, part_mask)
+                                         (lambda: progress(1)) if progress else None, acceleration, part_mask,
+                                         frame_length)
                 result += np.flip(done, axes) if axes else done
             result /= len(flips)
             ty0 = 0 if y0 == 0 else TILE_OVERLAP
             tx0 = 0 if x0 == 0 else TILE_OVERLAP
             output[:, y0 + ty0:y1, x0 + tx0:x1] = result[:, ty0:, tx0:]
-    return output
+    return output.reshape((count, -1, h, w)) if frames else output
 
 
 def gap_count(n_slices: int, factor: float, keep_input: bool = True) -> int:

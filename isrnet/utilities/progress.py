@@ -87,3 +87,10 @@ def write(message: str, file: Any = None) -> None:
         tqdm.write(message, file=file)
     else:
         print(message, file=file or sys.stdout, flush=True)
+
+
+def retarget(bar: Any, total: int, unit: str) -> None:
+    """Let a bar made before its work was known count `total` of `unit` instead (e.g. the frames of a time series)."""
+    bar.total, bar.unit = total, unit
+    if hasattr(bar, "refresh"):
+        bar.refresh()
