@@ -25,26 +25,30 @@ RENAMED_CASE_KEYS = {"slice_thickness": "slice_profile.thickness_mm", "slice_pro
 
 @dataclass
 class CasePlan:
-    """One case's decisions. Target cases have a slice axis, a factor and a slice profile; the cases of video and
-    hr_mr datasets only say whether they are used."""
+    """One case's decisions. Target cases have a slice axis, a factor, a slice profile and their frame count (a
+    record of the fingerprint, not a setting); the cases of video and hr_mr datasets only say whether they are
+    used."""
     skip: bool = False
     reason: str = ""  # why it is skipped
     slice_axis: int | None = None
     factor: float | None = None
     slice_profile: SliceProfile | None = None
+    frames: int = 1  # a time series (4D image) is one case of this many frames, preprocessed as [T, Z, Y, X]
 
     def as_json(self) -> dict:
         if self.slice_axis is None:
             return {"skip": self.skip}
         return {"slice_axis": self.slice_axis, "factor": self.factor,
                 "slice_profile": self.slice_profile.plan_record() if self.slice_profile else None,
-                "skip": self.skip, "reason": self.reason}
+                "frames": self.frames, "skip": self.skip, "reason": self.reason}
 
     @classmethod
     def from_json(cls, record: dict) -> "CasePlan":
+        """A case's plan; plans written before time series were one case (no `frames`) have 3D cases."""
         profile = record.get("slice_profile")
         return cls(bool(record.get("skip", False)), record.get("reason", ""), record.get("slice_axis"),
-                   record.get("factor"), SliceProfile.from_record(profile) if profile else None)
+                   record.get("factor"), SliceProfile.from_record(profile) if profile else None,
+                   int(record.get("frames", 1)))
 
 
 @dataclass

@@ -78,13 +78,14 @@ def test_target_spacing_override(folders, make_dataset, mixed_cases, cli) -> Non
     assert plans["overrides"]["target_spacing"] == 1.0
 
 
-def test_4d_image_becomes_one_case_per_volume(folders, make_dataset, cli) -> None:
+def test_4d_image_becomes_one_case_with_frames(folders, make_dataset, cli) -> None:
     make_dataset(NAME, {"dyn": [make_volume((12, 12, 6), (0.8, 0.8, 4.0), seed=s) for s in range(3)]})
     result = cli("-d", "1", "-np", "1")
     assert result.code == 0, result.err
-    assert sorted(load_json(_plans(folders))["cases"]) == ["dyn_t000", "dyn_t001", "dyn_t002"]
-    assert all(f"dyn_t00{i}: slice axis 2" in result.out for i in range(3))
-    assert (folders.preprocessed / NAME / "data" / "dyn_t002.npy").is_file()
+    cases = load_json(_plans(folders))["cases"]
+    assert sorted(cases) == ["dyn"] and cases["dyn"]["frames"] == 3
+    assert "dyn: slice axis 2" in result.out
+    assert np.load(folders.preprocessed / NAME / "data" / "dyn.npy").shape[0] == 3
 
 
 # --- errors: one line naming the file, exit code 1, no plans.json -------------------------------

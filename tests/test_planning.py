@@ -118,15 +118,13 @@ def test_thickness_from_dataset_json(make_dataset, mixed_cases) -> None:
     assert plans.cases["sagittal"].slice_profile.thickness_mm == pytest.approx(3.0)
 
 
-def test_4d_image_gives_one_case_per_volume(make_dataset) -> None:
+def test_4d_image_is_one_case_with_frames(make_dataset) -> None:
     series = [make_volume((12, 12, 6), (0.8, 0.8, 4.0), seed=s) for s in range(3)]
     make_dataset("Dataset006_Dyn", {"dyn": series})
     fingerprint = extract_fingerprint("Dataset006_Dyn", workers=1)
-    assert sorted(fingerprint["cases"]) == ["dyn_t000", "dyn_t001", "dyn_t002"]
-    assert [fingerprint["cases"][f"dyn_t00{i}"]["volume_index"] for i in range(3)] == [0, 1, 2]
-    assert fingerprint["cases"]["dyn_t001"]["n_volumes"] == 3
+    assert sorted(fingerprint["cases"]) == ["dyn"] and fingerprint["cases"]["dyn"]["frames"] == 3
     plans = plan_dataset(fingerprint)
-    assert plans.cases["dyn_t002"].factor == pytest.approx(5.0)
+    assert plans.cases["dyn"].factor == pytest.approx(5.0) and plans.cases["dyn"].frames == 3
 
 
 @pytest.mark.parametrize("array, message", [
@@ -164,12 +162,11 @@ def test_nan_in_a_format_that_keeps_it_is_caught_by_the_fingerprint(make_dataset
         extract_fingerprint("Dataset009_Nan", workers=1)
 
 
-def test_4d_volume_name_clash_is_an_error(make_dataset) -> None:
+def test_a_4d_case_no_longer_clashes_with_a_case_named_like_its_frames(make_dataset) -> None:
     make_dataset("Dataset010_Clash", {"dyn": [make_volume((12, 12, 6), (0.8, 0.8, 4.0), seed=s) for s in range(2)],
                                       "dyn_t001": make_volume((12, 12, 6), (0.8, 0.8, 4.0))})
-    with pytest.raises(IsrnetError, match="dyn.nii.gz and .*dyn_t001.nii.gz both give case 'dyn_t001'"):
-        extract_fingerprint("Dataset010_Clash", workers=1)
-    assert not fingerprint_path("Dataset010_Clash").exists()
+    cases = extract_fingerprint("Dataset010_Clash", workers=1)["cases"]
+    assert {name: case["frames"] for name, case in cases.items()} == {"dyn": 2, "dyn_t001": 1}
 
 
 def test_near_isotropic_limit_survives_float32_spacing(make_dataset) -> None:

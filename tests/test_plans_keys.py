@@ -18,7 +18,8 @@ from training_support import SMALL_NETWORK, smooth_volume
 DATASET = "Dataset001_Keys"
 TINY = {"training.patch_size": 24, "training.batch_size": 2}
 RECORDS = {"plans_format", "dataset", "kind", "overrides", "device", "cases.*.slice_profile.thickness_source",
-           "cases.*.slice_profile.family_source", "cases.*.slice_profile.confidence", "cases.*.reason"}
+           "cases.*.slice_profile.family_source", "cases.*.slice_profile.confidence", "cases.*.reason",
+           "cases.*.frames"}  # a time series' frame count, from the fingerprint (--set refuses it)
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from isrnet.experiment_planning.fingerprint import extract_fingerprint
 from isrnet.experiment_planning.planner import plan_dataset
 from isrnet.imageio import read_volumes
 from isrnet.imageio.geometry import transpose_for
-from isrnet.preprocessing.preprocessor import (DONE_FILE, crop_box, preprocess_dataset, preprocessed_cases,
-                                               restore)
+from isrnet.preprocessing.preprocessor import (DONE_FILE, crop_box, prepare_volume, preprocess_dataset,
+                                               preprocessed_cases, restore)
 from isrnet.utilities.files import load_json
 
 DATASET = "Dataset001_Mixed"
@@ -98,15 +98,19 @@ def test_rerun_with_other_plans_replaces_the_case_list(mixed: dict) -> None:
     assert sorted(preprocessed_cases(DATASET)) == ["axial", "iso", "sagittal"]
 
 
-def test_4d_volumes_are_preprocessed_separately(make_dataset) -> None:
+def test_a_4d_image_is_preprocessed_as_one_case_of_frames(make_dataset) -> None:
     series = [make_volume((12, 12, 6), (0.8, 0.8, 4.0), seed=s) for s in range(2)]
     folder = make_dataset(DATASET, {"dyn": series})
     _, _, output = _run()
-    assert sorted(preprocessed_cases(DATASET)) == ["dyn_t000", "dyn_t001"]
+    assert preprocessed_cases(DATASET) == ["dyn"]
     volumes = read_volumes(folder / "imagesTr" / "dyn.nii.gz")
-    for index in range(2):
-        array, properties = _load(output, f"dyn_t00{index}")
-        np.testing.assert_allclose(restore(array, properties)[2:-2, 2:-2], volumes[index].array[2:-2, 2:-2],
+    array, properties = _load(output, "dyn")
+    assert array.shape[0] == properties["frames"] == 2
+    for index in range(2):  # one crop; each frame normalised by its own range, as prediction normalises it
+        expected, inversion = prepare_volume(volumes[index], properties["slice_axis"], properties["normalisation"],
+                                             properties["crop_box"])
+        np.testing.assert_array_equal(array[index], expected)
+        np.testing.assert_allclose(restore(array[index], inversion)[2:-2, 2:-2], volumes[index].array[2:-2, 2:-2],
                                    rtol=1e-5, atol=1e-3)
 
 

@@ -1,7 +1,8 @@
 """Planner: fingerprint + device + overrides -> typed plans (configuration as data, no I/O).
 
 Per case: slice axis, upsampling factor (slice spacing / finest in-plane spacing, a real number), slice
-profile and thickness; near-isotropic cases are skipped with a reason. Per dataset: in-plane patch and batch
+profile and thickness, and the frame count of a time series (from the fingerprint); near-isotropic cases are
+skipped with a reason. Per dataset: in-plane patch and batch
 size from a memory budget, normalisation, time budgets, loss, stage datasets, the sampler's options (from the
 stage table) and the (fixed) network. Every setting can be overridden; overrides are recorded in
 `plans["overrides"]`. Geometry facts stay in the fingerprint: the plans hold decisions only.
@@ -25,7 +26,8 @@ def _case_plan(name: str, case: dict, factor: float | None, target_spacing: floa
     slice_spacing = case["slice_spacing"]
     finest = min(case["in_plane_spacing"])
     profile = profile_of(case.get("slice_profile"), slice_spacing)  # none decided for near-isotropic cases
-    plan = {"slice_axis": case["slice_axis"], "slice_profile": profile.plan_record(), "skip": False, "reason": ""}
+    plan = {"slice_axis": case["slice_axis"], "slice_profile": profile.plan_record(), "frames": case.get("frames", 1),
+            "skip": False, "reason": ""}
     if factor is not None:
         chosen = float(factor)
     elif target_spacing is not None:

@@ -22,9 +22,11 @@ NOT_SETTABLE = ("plans_format", "dataset", "kind", "overrides", "device")  # dev
 # Keys of a target case's plan that `--set cases.NAME.KEY=VALUE` may change (NAME may be '*': every case).
 CASE_KEYS = ("slice_axis", "factor", "slice_profile.thickness_mm", "slice_profile.family", "skip")
 # Keys earlier isrnet versions wrote that nothing read (or that are derived now): an old plans.json gets an error.
+# (Old video plans also carried cases.*.frames, a clip's length; their height and width name them. A target
+# case's `frames` is today's frame count of a time series.)
 REMOVED_KEYS = ("plans_name", "planner", "preprocessor", "training.stage", "cases.*.transpose_forward",
                 "cases.*.transpose_backward", "cases.*.spacing", "cases.*.slice_spacing", "cases.*.in_plane_spacing",
-                "cases.*.target_slice_spacing", "cases.*.frames", "cases.*.height", "cases.*.width")
+                "cases.*.target_slice_spacing", "cases.*.height", "cases.*.width")
 
 
 def plans_path(dataset: str) -> Path:

@@ -5,25 +5,30 @@
 inverts it exactly. The slice axis is never resampled. Arrays are plain `.npy` (memory-mappable, no codec
 dependency); properties are JSON. The per-case decisions (the slice profile) stay in plans.json and are joined
 to the arrays when training loads them, so `isr_train --set cases.NAME.slice_profile.family=rect` works.
+A time series (4D image) is one case: its frames, with one crop and each normalised as prediction normalises it, are
+written one at a time into one array [T, Z, Y, X] (`preprocess_series_case`); properties say `frames` (1 for 3D
+cases).
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.format import dtype_to_descr, write_array_header_1_0
 
 from isrnet import paths
 from isrnet.datasets import raw_dataset_folder
 from isrnet.acquisition.noise import volume_noise_sigma
 from isrnet.errors import IsrnetError
 from isrnet.plans import Plans
-from isrnet.imageio import Volume, read_volumes
+from isrnet.imageio import Volume
+from isrnet.imageio.reader_writer import open_frames
 from isrnet.imageio.geometry import transpose_for
 from isrnet.imageio.video import read_clip
 from isrnet.intensity import DEFAULT_NORMALISATION, normalisation_range, normalise
-from isrnet.utilities.files import load_json, save_array, save_json
+from isrnet.utilities.files import atomic_file, load_json, save_array, save_json
 from isrnet.utilities.parallel import map_cases, raise_collected
 from isrnet.stages import DatasetKind
 
@@ -97,15 +102,14 @@ def raw_file(dataset: str, fingerprint_case: dict) -> Path:
 
 
 def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plans: Plans) -> tuple[np.ndarray, dict]:
-    """Preprocess one 3D volume of a target (slice axis first) or hr_mr (axes kept) dataset."""
-    volume = read_volumes(raw_file(dataset, fingerprint_case))[fingerprint_case["volume_index"]]
-    slice_axis = plans.cases[case].slice_axis if plans.is_target else None
+    """Preprocess one 3D volume of a target (slice axis first) or hr_mr (axes kept) dataset (an entry of an older
+    fingerprint may name one frame of a 4D file by `volume_index`)."""
+    with open_frames(raw_file(dataset, fingerprint_case)) as source:
+        volume = source.frame(fingerprint_case.get("volume_index", 0))
+    slice_axis = inversion_axis(plans, case)
     box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
     array, inversion = prepare_volume(volume, slice_axis, plans.normalisation, box)
-    properties = {"case": case, "kind": str(plans.kind), "slice_axis": slice_axis,
-                  "normalisation": plans.normalisation,
-                  "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
-                  "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion)}
+    properties = _properties(case, plans, volume, inversion, 1)
     if plans.is_target:
         properties["noise_sigma"] = normalised_noise_sigma(volume, inversion)
     return array, properties
@@ -116,15 +120,63 @@ def normalised_noise_sigma(volume: Volume, inversion: Inversion) -> float:
     return volume_noise_sigma(volume.array) / inversion.scale
 
 
+def _properties(case: str, plans: Plans, volume: Volume, inversion: Inversion, frames: int) -> dict:
+    return {"case": case, "kind": str(plans.kind), "slice_axis": inversion_axis(plans, case),
+            "normalisation": plans.normalisation,
+            "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
+            "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion),
+            "frames": frames}
+
+
+def inversion_axis(plans: Plans, case: str) -> int | None:
+    """The slice axis a case is preprocessed with: its plan's for target datasets, none (axes kept) otherwise."""
+    return plans.cases[case].slice_axis if plans.is_target else None
+
+
+def preprocess_series_case(dataset: str, case: str, fingerprint_case: dict, plans: Plans, target: Path) -> dict:
+    """Preprocess a time series frame by frame into one array [T, ...] at `target` and return its properties.
+
+    Frame t is what `prepare_volume` makes of it with the fingerprint's crop box (which holds every frame's
+    foreground) and its own normalisation range, as prediction normalises each frame: a network trained here sees
+    frames as it will be given them (the b=0 and diffusion-weighted volumes of a dwi series alike). The properties'
+    inversion is the first frame's; `noise_sigma` is the root mean square of the frames' normalised noise levels.
+    One pass, one frame in memory at a time."""
+    slice_axis = inversion_axis(plans, case)
+    box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
+    with open_frames(raw_file(dataset, fingerprint_case)) as source:
+        first, first_inversion, sigmas = None, None, []
+        with atomic_file(target) as handle:
+            for index, volume in enumerate(source):
+                array, inversion = prepare_volume(volume, slice_axis, plans.normalisation, box)
+                if first is None:
+                    first, first_inversion = volume, inversion
+                    write_array_header_1_0(handle, {"descr": dtype_to_descr(np.dtype(np.float32)),
+                                                    "fortran_order": False, "shape": (len(source), *array.shape)})
+                elif volume.shape != first.shape:
+                    raise IsrnetError(f"{source.name}: frame {index + 1} has shape {volume.shape}, the first "
+                                      f"{first.shape}; every frame of a time series needs the same grid")
+                handle.write(np.ascontiguousarray(array, dtype=np.float32).tobytes())
+                if plans.is_target:
+                    sigmas.append(normalised_noise_sigma(volume, inversion))
+        properties = {**_properties(case, plans, first, first_inversion, len(source)),
+                      "time": source.time.as_record()}
+    if plans.is_target:
+        properties["noise_sigma"] = float(np.sqrt(np.mean(np.square(sigmas))))
+    return properties
+
+
 def _preprocess_one(item: tuple, dataset: str, plans: Plans, output: Path) -> str:
     case, fingerprint_case = item
     if plans.kind == DatasetKind.VIDEO:
         frames = read_clip(raw_file(dataset, fingerprint_case))
         array = np.round(frames * 255).astype(np.uint8)
         properties = {"case": case, "kind": "video", "frames": int(array.shape[0]), "dtype": "uint8"}
+        save_array(array, output / "data" / f"{case}.npy")
+    elif fingerprint_case.get("frames", 1) > 1:
+        properties = preprocess_series_case(dataset, case, fingerprint_case, plans, output / "data" / f"{case}.npy")
     else:
         array, properties = preprocess_volume_case(dataset, case, fingerprint_case, plans)
-    save_array(array, output / "data" / f"{case}.npy")
+        save_array(array, output / "data" / f"{case}.npy")
     save_json(properties, output / "properties" / f"{case}.json")
     return case
 
@@ -152,8 +204,11 @@ def preprocessed_cases(dataset: str) -> list[str]:
 def load_training_cases(dataset: str, plans: Plans) -> list[tuple[np.ndarray, dict]]:
     """(memory-mapped array, properties + the plan's per-case decisions) of every preprocessed case.
 
-    Preprocessing decisions (which cases, slice axis, normalisation) must match the plans; the per-case
-    decision that only the sampler uses (the slice profile record) is taken from the plans as they are now.
+    A target dataset's time series is one case [T, Z, Y, X] (the ssft sampler draws its frames); the frames of
+    an hr_mr dataset's time series are cases of their own (views of one memory map), as the mrft sampler takes
+    3D volumes. Preprocessing decisions (which cases, slice axis, normalisation, frames) must match the plans; the
+    per-case decision that only the sampler uses (the slice profile record) is taken from the plans as they are
+    now.
     """
     folder = paths.preprocessed_folder() / dataset
     cases = []
@@ -167,15 +222,28 @@ def load_training_cases(dataset: str, plans: Plans) -> list[tuple[np.ndarray, di
             continue
         if "normalization" in properties:  # preprocessed before the British spelling
             properties["normalisation"] = properties.pop("normalization")
-        planned = {"slice_axis": plan.slice_axis, "normalisation": plans.normalisation}
-        for key, value in planned.items():
-            if key in properties and properties[key] != value and (key != "slice_axis" or plans.is_target):
-                raise IsrnetError(f"case {case} was preprocessed with {key} {properties[key]!r}, the plans say "
-                                  f"{value!r}; preprocess again: isr_plan_and_preprocess -d {dataset} (and give "
-                                  f"the change there with --set)")
+        _check_as_planned(dataset, case, properties, plans)
         if plan.slice_profile is not None:
             properties["slice_profile"] = plan.slice_profile.plan_record()
-        cases.append((np.load(folder / "data" / f"{case}.npy", mmap_mode="r"), properties))
+        array = np.load(folder / "data" / f"{case}.npy", mmap_mode="r")
+        if array.ndim == 4 and not plans.is_target:
+            cases += [(array[index], {**properties, "frame": index}) for index in range(array.shape[0])]
+        else:
+            cases.append((array, properties))
     if not cases:
         raise IsrnetError(f"dataset {dataset}: the plans skip every preprocessed case; nothing to train on")
     return cases
+
+
+def _check_as_planned(dataset: str, case: str, properties: dict, plans: Plans) -> None:
+    """An error saying to preprocess again when a preprocessing decision of the plans changed since."""
+    plan = plans.cases[case]
+    planned = {"normalisation": plans.normalisation}
+    if plans.is_target:
+        planned |= {"slice_axis": plan.slice_axis, "frames": plan.frames}
+    for key, value in planned.items():
+        found = properties.get(key, 1 if key == "frames" else value)  # older properties: 3D, and as planned
+        if found != value:
+            raise IsrnetError(f"case {case} was preprocessed with {key} {found!r}, the plans say "
+                              f"{value!r}; preprocess again: isr_plan_and_preprocess -d {dataset} (and give "
+                              f"the change there with --set)")

@@ -16,6 +16,8 @@ With `noise_matching` (default), simulated slices get white noise up to the acqu
 `noise_sigma`, measured on its background at preprocessing; acquisition/noise.py): the real slices the network is
 applied to carry the full noise, simulated ones only what survives the profile's averaging. Cases without a noisy
 background (sigma 0) are unchanged.
+A time series (a 4D image, preprocessed as [T, Z, Y, X]) is one case: a sample draws it by its voxels, all frames
+together, then one frame uniformly.
 """
 from __future__ import annotations
 
@@ -35,7 +37,12 @@ PAIR_MODES = ("inplane", "slices", "both")
 
 
 class SsftSampler:
-    """Pairs from slices-first normalised volumes; `cases` holds (array [Z, Y, X], properties) per case."""
+    """Pairs from slices-first normalised volumes; `cases` holds (array [Z, Y, X], or [T, Z, Y, X] for a time
+    series, properties) per case.
+
+    A sample draws a case with a chance proportional to its voxels (a time series: all its frames' together),
+    then one of its frames uniformly, then its pair within that frame. The validation band is the same region
+    of every frame, so no frame of the series gives training pairs from it."""
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
                  targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1,
@@ -44,8 +51,11 @@ class SsftSampler:
             raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
                               f"{', '.join(PAIR_MODES)}")
         for array, properties in cases:
-            if array.shape[0] < MIN_SLICES:
-                raise IsrnetError(f"case {properties['case']}: {array.shape[0]} slices are too few to train on "
+            if array.ndim not in (3, 4):
+                raise IsrnetError(f"case {properties['case']}: a preprocessed array of {array.ndim} axes; ssft "
+                                  f"needs [Z, Y, X] or [T, Z, Y, X] (rerun isr_plan_and_preprocess)")
+            if array.shape[-3] < MIN_SLICES:
+                raise IsrnetError(f"case {properties['case']}: {array.shape[-3]} slices are too few to train on "
                                   f"(>= {MIN_SLICES}); rerun isr_plan_and_preprocess")
             check_family(_profile(properties).family, f"case {properties['case']} (plans key "
                                                       f"cases.{properties['case']}.slice_profile.family)")
@@ -58,6 +68,8 @@ class SsftSampler:
         samples = []
         for _ in range(batch_size):
             array, properties = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
+            if array.ndim == 4:  # 3D cases draw no frame: their pairs are those of before
+                array = array[int(rng.integers(array.shape[0]))]
             mode = self.pairs if self.pairs != "both" else ("inplane", "slices")[int(rng.integers(2))]
             make = self._inplane if mode == "inplane" else self._slices
             samples.append(make(array, properties, rng, patch))
