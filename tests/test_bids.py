@@ -194,3 +194,42 @@ def test_evaluate_adds_each_scans_hidden_slice_gain(tmp_path, single_thread) -> 
     record = json.loads((output / "sub-02/anat/sub-02_desc-isr_T1w.json").read_text())["isrnet"]
     assert np.isfinite(record["hidden_slice_gain_dB"]) and (output / record["hidden_slice_page"]).is_file()
     assert run_group(output, log=lambda message: None).table.hidden_slice_gain_dB.notna().all()
+
+
+def test_func_and_dwi_time_series_keep_their_repetition_time_and_gradient_table(tmp_path) -> None:
+    """A 4D bold and dwi scan: the derivative keeps the frames and the NIfTI header's repetition time, a dwi
+    derivative gets its (inherited) .bval/.bvec beside it, and the validator passes."""
+    from isrnet.bids import BidsOptions, Selection, run_participant
+    root = tmp_path / "study"
+    root.mkdir()
+    (root / "dataset_description.json").write_text(json.dumps({"Name": "tiny 4D study", "BIDSVersion": "1.10.0"}))
+    (root / "participants.tsv").write_text("participant_id\nsub-01\n")
+    (root / "dwi.bval").write_text("0 1000 1000\n")  # top level: inherited by the dwi scan
+    (root / "dwi.bvec").write_text("0 1 0\n0 0 1\n0 0 0\n")
+    for relative, tr, sidecar in (("sub-01/func/sub-01_task-rest_bold.nii.gz", 2.0, {"TaskName": "rest"}),
+                                  ("sub-01/dwi/sub-01_dwi.nii.gz", 3.5, {})):
+        frames = [simulate_thick_slices(spheres_phantom((40, 40, 40), seed=seed, count=20), 0, 4.0, 4.0,
+                                        "gaussian")[0] for seed in range(3)]
+        data = np.stack([np.moveaxis(frame, 0, -1) for frame in frames], axis=-1).astype(np.float32)
+        image = nib.Nifti1Image(data, np.diag([*SPACING, 1.0]))
+        image.header.set_xyzt_units("mm", "sec")
+        image.header["pixdim"][4] = tr
+        path = root / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nib.save(image, str(path))
+        path.with_name(path.name.replace(".nii.gz", ".json")).write_text(
+            json.dumps({"RepetitionTime": tr, "EchoTime": 0.03, "SliceThickness": 4.0, **sidecar}))
+    output = root / "derivatives" / "isrnet"
+    outcomes = run_participant(root, output, BidsOptions(Selection(datatypes=("func", "dwi"))),
+                               log=lambda message: None)
+    assert [o.status for o in outcomes] == ["written", "written"], [o.reason for o in outcomes]
+    for relative, tr in (("sub-01/func/sub-01_task-rest_bold.nii.gz", 2.0), ("sub-01/dwi/sub-01_dwi.nii.gz", 3.5)):
+        header = nib.load(str(_derivative(output, relative))).header
+        assert header["dim"][4] == 3 and header["pixdim"][4] == pytest.approx(tr)
+        assert header.get_xyzt_units() == ("mm", "sec")
+    assert (output / "sub-01/dwi/sub-01_desc-isr_dwi.bval").read_text() == "0 1000 1000\n"
+    assert (output / "sub-01/dwi/sub-01_desc-isr_dwi.bvec").is_file()
+    validator = shutil.which("bids-validator-deno", path=str(Path(sys.executable).parent))
+    done = subprocess.run([validator, "--json", str(output)], capture_output=True, text=True, timeout=300)
+    errors = [issue for issue in json.loads(done.stdout)["issues"]["issues"] if issue["severity"] == "error"]
+    assert errors == [], errors

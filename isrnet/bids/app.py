@@ -172,6 +172,8 @@ def _predict_scan(predictor: Predictor, model: Model, scan: BidsScan, output_dir
                                                                       options.device), 4)
             record["hidden_slice_page"] = str((evaluation / "hidden_slices.md").relative_to(output_dir))
         target.parent.mkdir(parents=True, exist_ok=True)
+        for extension, companion in scan.companions.items():  # a dwi derivative's gradient table
+            shutil.copyfile(companion, output_dir / output_relative(scan, extension))
         save_json(derivative_sidecar(scan, record), sidecar_of(target))
         written.replace(target)
     finally:

@@ -4,7 +4,8 @@ A scan `sub-01/ses-1/anat/sub-01_ses-1_T2w.nii.gz` becomes `sub-01/ses-1/anat/su
 (desc is the last entity before the suffix). Its sidecar keeps the source sidecar's fields that still hold (the
 acquisition's: echo and repetition times, field strength, ...), drops those that describe the old slice grid,
 names its source (`Sources`, a BIDS URI) and records isrnet's model, factor and slice profile under `isrnet`.
-isrnet's own files (logs, the group table, a --train workspace, hidden-slice pages) are listed in .bidsignore.
+isrnet's own files (logs, the group table, a --train workspace, hidden-slice pages) are listed in .bidsignore, and
+so is a dwi derivative's copy of its source's .bval/.bvec.
 """
 from __future__ import annotations
 
@@ -21,6 +22,9 @@ BIDS_VERSION = "1.10.0"
 DATASET_LINK = "raw"  # the name the derivatives give the source dataset in DatasetLinks and BIDS URIs
 NO_LONGER_HOLD = ("SliceThickness", "SpacingBetweenSlices", "SliceTiming")  # the old slice grid's
 ISRNET_FOLDERS = ("logs", "group", "work", "evaluation")  # not BIDS: in .bidsignore (the validator skips them)
+# A dwi derivative's gradient table beside it, as diffusion tools expect; BIDS 1.10's derivative rules name no
+# .bval/.bvec, so the validator is told to skip them.
+IGNORED_PATTERNS = ("*_desc-isr_dwi.bval", "*_desc-isr_dwi.bvec")
 README = """# isrnet derivatives
 
 Inter-slice super-resolution of the source dataset's scans by isrnet (`isr_bids`): every
@@ -72,7 +76,7 @@ def write_dataset_description(output_dir: Path, bids_dir: Path, source_name: str
         atomic_write_text(README, output_dir / "README.md")
     ignore = output_dir / ".bidsignore"
     lines = ignore.read_text(encoding="utf-8").splitlines() if ignore.is_file() else []
-    missing = [folder for folder in ISRNET_FOLDERS if folder not in lines]
+    missing = [entry for entry in (*ISRNET_FOLDERS, *IGNORED_PATTERNS) if entry not in lines]
     if missing:
         atomic_write_text("\n".join(lines + missing) + "\n", ignore)
 

@@ -33,6 +33,7 @@ class BidsScan:
     relative: Path  # to the BIDS root
     entities: dict  # pybids' entities: subject, session, datatype, suffix, extension, ...
     metadata: dict = field(default_factory=dict)  # the sidecar fields that hold for this file (inherited)
+    companions: dict = field(default_factory=dict)  # extension -> file a derivative needs beside it (dwi: .bval, .bvec)
 
     @property
     def subject(self) -> str:
@@ -80,6 +81,22 @@ def open_layout(bids_dir: Path):
             raise IsrnetError(f"BIDS_DIR {bids_dir}: pybids cannot read it: {error}") from None
 
 
+def _companions(layout, image) -> dict[str, Path]:
+    """A diffusion scan's gradient table (.bval, .bvec, inherited where BIDS allows): unchanged by super-resolution
+    along the slice axis, and needed beside its derivative."""
+    if image.get_entities().get("datatype") != "dwi":
+        return {}
+    found = {}
+    for extension, lookup in ((".bval", layout.get_bval), (".bvec", layout.get_bvec)):
+        try:
+            path = lookup(image.path)
+        except Exception:  # pybids raises when none is found, with types that vary by version
+            path = None
+        if path:
+            found[extension] = Path(path)
+    return found
+
+
 def find_scans(bids_dir: Path, selection: Selection = Selection()) -> list[BidsScan]:
     """Every NIfTI scan matching `selection`, sorted by path. Raises when nothing matches (saying what was asked)."""
     unknown = [d for d in selection.datatypes if d not in DATATYPES]
@@ -102,7 +119,7 @@ def find_scans(bids_dir: Path, selection: Selection = Selection()) -> list[BidsS
         warnings.simplefilter("ignore")
         files = layout.get(**filters)
         scans = [BidsScan(Path(f.path), Path(f.path).relative_to(Path(layout.root)), f.get_entities(),
-                          f.get_metadata()) for f in files]
+                          f.get_metadata(), _companions(layout, f)) for f in files]
     scans = [s for s in scans if s.suffix not in NOT_IMAGES and "subject" in s.entities]
     if not scans:
         asked = ", ".join(f"{key} {' '.join(map(str, value))}" for key, value in filters.items()
