@@ -205,6 +205,6 @@ def test_a_folder_is_fused_per_patient_and_a_failing_patient_does_not_stop_the_o
     series = _stack(phantom, 0)
     write_volumes([series, series], folder / "P03__dynamic.nii.gz")  # 4D: not a stack
     outcome = fuse_folder(folder, tmp_path / "fused", small_model, FuseOptions(qc_figure=False), log=lambda m: None)
-    assert outcome["P01"] is None and outcome["P02"] is None and "holds 2 volumes" in outcome["P03"]
+    assert outcome["P01"] is None and outcome["P02"] is None and "a time series of 2 frames" in outcome["P03"]
     assert json.loads((tmp_path / "fused" / "P01.json").read_text())["fusion"]["stacks"] == ["P01__ax", "P01__sag"]
     assert (tmp_path / "fused" / "P02.nii.gz").is_file() and not (tmp_path / "fused" / "P03.nii.gz").exists()

@@ -37,7 +37,7 @@ from isrnet.evaluation.hidden_slices_report import (add_gains, blur_search_figur
 from isrnet.plans import Plans
 from isrnet.experiment_planning.plans_file import load_plans, plans_path
 from isrnet.imageio.geometry import factor_of, slices_first
-from isrnet.imageio.reader_writer import read_volumes, write_volume
+from isrnet.imageio.reader_writer import open_frames, read_volumes, write_volume
 from isrnet.imageio.volume import Volume
 from isrnet.training.adaptation import AdaptationOptions
 from isrnet.inference.predict_files import find_inputs
@@ -109,7 +109,8 @@ def _dataset_scans(dataset: str, plans: Plans | None) -> list[Scan]:
                           f"scans (kind target)")
     scans = []
     for name, path in cases.items():
-        volume = read_volumes(path)[0]
+        with open_frames(path) as frames:  # a time series: its first frame
+            volume = frames.frame(0)
         plan = plans.case(name) if plans is not None else None
         axis = plan.slice_axis if plan is not None else hidden_slice_axis(volume.spacing)
         if plan is not None and plan.slice_profile is not None:

@@ -87,6 +87,7 @@ def describe_plan(plans: Plans, fingerprint: dict) -> str:
         elif plans.kind == DatasetKind.HR_MR:
             lines.append(f"  {case}: isotropic {spacing} mm, every axis used")
         else:
-            lines.append(f"  {case}: slice axis {plan.slice_axis}, spacing {spacing} mm, factor "
+            frames = f", {plan.frames} frames" if plan.frames > 1 else ""
+            lines.append(f"  {case}: slice axis {plan.slice_axis}, spacing {spacing} mm{frames}, factor "
                          f"x{plan.factor:g}, {_profile_text(plan, fingerprint['cases'][case])}")
     return "\n".join(lines)

@@ -29,7 +29,8 @@ from isrnet.fusion.frequency_fusion import StackResponse, fuse
 from isrnet.fusion.grouping import group_stacks
 from isrnet.fusion.harmonisation import IntensityMap, match_intensities
 from isrnet.fusion.registration import Registration, identity_at, register_rigid, volume_centre
-from isrnet.imageio import Volume, read_volumes
+from isrnet.imageio import Volume
+from isrnet.imageio.reader_writer import open_frames
 from isrnet.imageio.formats import image_ending, is_dicom_folder
 from isrnet.imageio.geometry import in_plane_axes, is_near_isotropic
 from isrnet.inference.model_resolution import Model, as_model
@@ -179,10 +180,11 @@ def _record(stacks: list[Stack], registrations: dict, maps: dict, grid: Volume |
 
 
 def _read_stack(path: Path) -> Volume:
-    volumes = read_volumes(path)
-    if len(volumes) != 1:
-        raise IsrnetError(f"{path}: holds {len(volumes)} volumes; isr_fuse takes 3D stacks")
-    return volumes[0]
+    with open_frames(path) as frames:
+        if len(frames) != 1:
+            raise IsrnetError(f"{path}: a time series of {len(frames)} frames; isr_fuse takes 3D stacks (isr_predict "
+                              f"super-resolves a time series frame by frame)")
+        return frames.frame(0)
 
 
 def fuse_paths(stacks: list[str | Path], output: str | Path, model: Model | str | Path | None = None,
