@@ -66,20 +66,20 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
             predictor, adapted = predictor.adapted_to(case, first_frame, settings, profile, adaptation, source,
                                                       output_folder / ADAPTED_FOLDER if adaptation.save else None)
         out_dtype = dtype or "float32"
+        axis = predictor.slice_axis(first_frame, settings)
+        factor = predictor.resolve_factor(first_frame, settings, axis)
+        input_spacing = list(first_frame.spacing)
+        input_positions = input_slice_positions(first_frame, axis)
+        del first_frame  # the frames are read again as they are predicted
         if identity_source is not None:
             target = output_folder / case
             check_not_an_input(target, [source, identity_source])
-            factor = predictor.resolve_factor(first_frame, settings, predictor.slice_axis(first_frame, settings))
-            sink = dicom_sink(target, identity_source, predictor.slice_axis(first_frame, settings), frames.time,
-                              f"isrnet x{factor:.3g}",
+            sink = dicom_sink(target, identity_source, axis, frames.time, f"isrnet x{factor:.3g}",
                               f"isrnet {__version__} inter-slice super-resolution x{factor:.3g} along the slice axis "
                               f"(model: {predictor.description})", output, keep_frame_of_reference=source.is_dir())
         else:
             target = output_path(source, output_folder)
             sink = image_sink(target, frames.time, out_dtype)
-        input_spacing = list(first_frame.spacing)
-        input_positions = input_slice_positions(first_frame, predictor.slice_axis(first_frame, settings))
-        del first_frame  # the frames are read again as they are predicted
         time_series = len(frames) > 1
         if time_series:
             fix_mmap_threshold()  # the peak memory stays flat over the frames (utilities/memory.py)
