@@ -106,7 +106,7 @@ def preprocess_volume_case(dataset: str, case: str, fingerprint_case: dict, plan
     fingerprint may name one frame of a 4D file by `volume_index`)."""
     with open_frames(raw_file(dataset, fingerprint_case)) as source:
         volume = source.frame(fingerprint_case.get("volume_index", 0))
-    slice_axis = inversion_axis(plans, case)
+    slice_axis = preprocessing_slice_axis(plans, case)
     box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
     array, inversion = prepare_volume(volume, slice_axis, plans.normalisation, box)
     properties = _properties(case, plans, volume, inversion, 1)
@@ -121,14 +121,14 @@ def normalised_noise_sigma(volume: Volume, inversion: Inversion) -> float:
 
 
 def _properties(case: str, plans: Plans, volume: Volume, inversion: Inversion, frames: int) -> dict:
-    return {"case": case, "kind": str(plans.kind), "slice_axis": inversion_axis(plans, case),
+    return {"case": case, "kind": str(plans.kind), "slice_axis": preprocessing_slice_axis(plans, case),
             "normalisation": plans.normalisation,
             "spacing": [volume.spacing[a] for a in inversion.transpose_forward],
             "origin": volume.origin.tolist(), "direction": volume.direction.tolist(), **asdict(inversion),
             "frames": frames}
 
 
-def inversion_axis(plans: Plans, case: str) -> int | None:
+def preprocessing_slice_axis(plans: Plans, case: str) -> int | None:
     """The slice axis a case is preprocessed with: its plan's for target datasets, none (axes kept) otherwise."""
     return plans.cases[case].slice_axis if plans.is_target else None
 
@@ -141,7 +141,7 @@ def preprocess_series_case(dataset: str, case: str, fingerprint_case: dict, plan
     frames as it will be given them (the b=0 and diffusion-weighted volumes of a dwi series alike). The properties'
     inversion is the first frame's; `noise_sigma` is the root mean square of the frames' normalised noise levels.
     One pass, one frame in memory at a time."""
-    slice_axis = inversion_axis(plans, case)
+    slice_axis = preprocessing_slice_axis(plans, case)
     box = crop_box(fingerprint_case["foreground_bbox"], fingerprint_case["shape"], slice_axis)
     with open_frames(raw_file(dataset, fingerprint_case)) as source:
         first, first_inversion, sigmas = None, None, []
