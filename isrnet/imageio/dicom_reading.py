@@ -23,7 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from isrnet.errors import IsrnetError
-from isrnet.imageio.time_series import FrameSource, TimeAxis
+from isrnet.imageio.reader_writer import check_image_shape, dicom_series_files, from_sitk, sitk_read_error
+from isrnet.imageio.time_series import FrameSource, FramesInMemory, TimeAxis
 from isrnet.imageio.volume import Volume
 
 # The header fields the grouping and the time axis need (read without pixels).
@@ -93,18 +94,11 @@ def _dicom_time_seconds(value: object) -> float | None:
     return hours * 3600.0 + minutes * 60.0 + seconds
 
 
-def _dicom_error(where: object, error: RuntimeError) -> IsrnetError:
-    lines = str(error).strip().splitlines()  # SimpleITK's first line only names its source file
-    detail = next((line for line in lines if "ERROR" in line), lines[-1] if lines else "")
-    return IsrnetError(f"{where}: cannot be read, the file may be truncated or corrupt ({detail.strip()[:200]})")
-
-
 def _read_series_files(folder: Path, files: Sequence[str]) -> Volume:
     """One 3D volume from `files` in this order, read as the 3D path reads a series (SimpleITK; the thickness is
     the first file's SliceThickness)."""
     import SimpleITK as sitk
 
-    from isrnet.imageio.reader_writer import from_sitk  # imported here: reader_writer imports this module
 
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(list(files))
@@ -112,19 +106,14 @@ def _read_series_files(folder: Path, files: Sequence[str]) -> Volume:
     try:
         image = reader.Execute()
     except RuntimeError as error:
-        raise _dicom_error(folder, error) from None
+        raise sitk_read_error(folder, error) from None
     thickness = None
     if reader.HasMetaDataKey(0, "0018|0050"):
         try:
             thickness = float(reader.GetMetaData(0, "0018|0050").strip())
         except ValueError:
             thickness = None
-    if image.GetDimension() != 3 or min(image.GetSize()) == 1:
-        raise IsrnetError(f"{folder}: is a 2D image; isrnet needs a 3D stack of slices "
-                          f"(put all slices of a series in one folder)")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise IsrnetError(f"{folder}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                          f"isrnet needs a scalar (greyscale) image")
+    check_image_shape(folder, image.GetDimension(), image.GetSize(), image.GetNumberOfComponentsPerPixel())
     return from_sitk(image, thickness)
 
 
@@ -361,8 +350,6 @@ def open_dicom_frames(path: Path) -> FrameSource:
     position one frame per temporal position; a folder of mosaics one frame per file. Raises IsrnetError naming
     the folder for a truncated frame, instances no temporal tag tells apart, 2D or multi-component images.
     """
-    from isrnet.imageio.reader_writer import dicom_series_files  # imported here: reader_writer imports this module
-
     path = Path(path)
     if path.is_file():
         return _open_file(path)
@@ -378,19 +365,12 @@ def _open_file(path: Path) -> FrameSource:
         return MosaicFrames([str(path)], TimeAxis(), path.name)
     import SimpleITK as sitk
 
-    from isrnet.imageio.reader_writer import from_sitk
-    from isrnet.imageio.time_series import FramesInMemory
 
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise _dicom_error(path, error) from None
-    if image.GetDimension() == 2 or (image.GetDimension() == 3 and min(image.GetSize()) == 1):
-        raise IsrnetError(f"{path}: is a 2D image; isrnet needs a 3D stack of slices "
-                          f"(put all slices of a series in one folder)")
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise IsrnetError(f"{path}: has {image.GetNumberOfComponentsPerPixel()} components per voxel; "
-                          f"isrnet needs a scalar (greyscale) image")
+        raise sitk_read_error(path, error) from None
+    check_image_shape(path, image.GetDimension(), image.GetSize(), image.GetNumberOfComponentsPerPixel())
     if image.GetDimension() != 3:
         raise IsrnetError(f"{path}: {image.GetDimension()}D images are not supported (3D or 4D only)")
     return FramesInMemory([from_sitk(image)], name=path.name)

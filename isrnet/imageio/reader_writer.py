@@ -15,6 +15,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -52,28 +53,37 @@ def dicom_series_files(folder: Path) -> tuple[str, ...]:
     return max((reader.GetGDCMSeriesFileNames(str(folder), s) for s in series), key=len)
 
 
-def _check_nifti(path: Path) -> None:
-    """What ITK does not check: it reads a truncated NIfTI file without error (missing voxels become
-    zeros) and turns NaN/Inf voxels into zeros or arbitrary numbers."""
-    import nibabel  # imported here: only NIfTI files need the check
-    from nibabel.filebasedimages import ImageFileError
+def _nifti_voxels(path: Path, read: Callable[[], np.ndarray], part: str = "") -> np.ndarray:
+    """Voxels `read` from a NIfTI file (`part`: which, e.g. 'frame 2 of 9 '), refusing what ITK does not check: it
+    reads a truncated NIfTI file without error (missing voxels become zeros) and turns NaN/Inf voxels into zeros
+    or arbitrary numbers."""
+    from nibabel.filebasedimages import ImageFileError  # imported here: only NIfTI files need the check
 
     try:
-        voxels = nibabel.load(str(path)).dataobj.get_unscaled()  # reads every stored voxel
+        voxels = read()
     except (EOFError, OSError, zlib.error, ValueError, ImageFileError) as error:
         detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise IsrnetError(f"{path}: cannot be read, the file is truncated or corrupt ({detail})") from None
+        raise IsrnetError(f"{path}: {part}cannot be read, the file is truncated or corrupt ({detail[:200]})") from None
     if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
-        raise IsrnetError(f"{path}: contains NaN or Inf voxels; fix or remove this case")
+        raise IsrnetError(f"{path}: {part}contains NaN or Inf voxels; fix or remove this case")
+    return voxels
 
 
-def _sitk_error(path: Path, error: RuntimeError) -> IsrnetError:
+def _check_nifti(path: Path) -> None:
+    """Every stored voxel of a 3D NIfTI file read once, for `_nifti_voxels`' checks."""
+    import nibabel
+
+    _nifti_voxels(path, lambda: nibabel.load(str(path)).dataobj.get_unscaled())
+
+
+def sitk_read_error(path: object, error: RuntimeError) -> IsrnetError:
+    """SimpleITK's read error as one line naming `path`."""
     lines = str(error).strip().splitlines()  # the first line only names SimpleITK's source file
     detail = next((line for line in lines if "ERROR" in line), lines[-1] if lines else "")
     return IsrnetError(f"{path}: cannot be read, the file may be truncated or corrupt ({detail.strip()[:200]})")
 
 
-def _check_image(path: Path, dimension: int, size: tuple[int, ...], components: int) -> None:
+def check_image_shape(path: object, dimension: int, size: tuple[int, ...], components: int) -> None:
     """Refuse what isrnet cannot super-resolve: 2D, 5D+ and multi-component images."""
     if dimension == 2 or (dimension == 3 and min(size) == 1):
         raise IsrnetError(f"{path}: is a 2D image; isrnet needs a 3D stack of slices "
@@ -122,14 +132,8 @@ class NiftiFrames(FrameSource):
     def frame(self, index: int) -> Volume:
         if not 0 <= index < len(self):
             raise IndexError(index)
-        try:
-            voxels = np.asarray(self._image.dataobj[..., index])
-        except (EOFError, OSError, zlib.error, ValueError) as error:
-            detail = (str(error).strip().splitlines() or [type(error).__name__])[0]
-            raise IsrnetError(f"{self.path}: frame {index + 1} of {len(self)} cannot be read, the file is "
-                              f"truncated or corrupt ({detail[:200]})") from None
-        if np.issubdtype(voxels.dtype, np.floating) and not np.isfinite(voxels).all():
-            raise IsrnetError(f"{self.path}: frame {index + 1} contains NaN or Inf voxels; fix or remove this case")
+        voxels = _nifti_voxels(self.path, lambda: np.asarray(self._image.dataobj[..., index]),
+                               f"frame {index + 1} of {len(self)} ")
         if voxels.dtype == np.float64 and self._image.get_data_dtype() != np.float64:
             voxels = voxels.astype(np.float32)  # scaled integers, as SimpleITK reads them
         return Volume(np.ascontiguousarray(voxels.T), self._spacing, self._origin.copy(), self._direction.copy())
@@ -150,7 +154,7 @@ def open_frames(path: str | Path) -> FrameSource:
     path = Path(path)
     _check_readable_path(path)
     if path.is_dir() or (image_ending(path) is None and is_dicom_file(path)):
-        from isrnet.imageio.dicom_reading import open_dicom_frames
+        from isrnet.imageio.dicom_reading import open_dicom_frames  # imported here: that module imports this one
 
         return open_dicom_frames(path)
     info = sitk.ImageFileReader()
@@ -158,14 +162,14 @@ def open_frames(path: str | Path) -> FrameSource:
     try:
         info.ReadImageInformation()
     except RuntimeError as error:
-        raise _sitk_error(path, error) from None
-    _check_image(path, info.GetDimension(), info.GetSize(), info.GetNumberOfComponents())
+        raise sitk_read_error(path, error) from None
+    check_image_shape(path, info.GetDimension(), info.GetSize(), info.GetNumberOfComponents())
     if info.GetDimension() == 4 and image_ending(path) in (".nii", ".nii.gz"):
         return NiftiFrames(path, info)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as error:
-        raise _sitk_error(path, error) from None
+        raise sitk_read_error(path, error) from None
     if image_ending(path) in (".nii", ".nii.gz"):
         _check_nifti(path)
     if image.GetDimension() == 3:
