@@ -28,13 +28,14 @@ from scipy import ndimage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 
 from dataset_conversion.acquisition import superior_inferior_axis  # noqa: E402
-from dataset_conversion.packaged_data import cache_root, debian_file, packaged_file  # noqa: E402
+from dataset_conversion.packaged_data import cache_root, packaged_file, source_file  # noqa: E402
 from isrnet.imageio import Volume, read_volume, read_volumes  # noqa: E402
 
 ROLES = ("training", "development", "judging")
 DEEPMRIPREP = ("deepmriprep", "0.3.0", "deepmriprep/data/templates/Template_05mm_bet.nii.gz")
 MNI152 = ("nilearn", "0.14.1", "nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz")
 PYDEFACE = ("pydeface", "2.1.0", "pydeface/data/mean_reg2mean.nii.gz")
+COLIN27 = ("debian", "mricron-data", "/usr/share/mricron/templates/ch2.nii.gz")
 FSLPY_T1 = ("fslpy", "3.29.1", "fsl/tests/test_transform/testdata/nonlinear/src.nii.gz")
 
 
@@ -74,6 +75,9 @@ HR_SOURCES = {
                                    lambda: _at_1mm_si_first(read_volume(packaged_file(*MNI152)))),
     "pydeface_head": HighResolutionSource("pydeface's average head with face, 1 x 0.977 x 0.977 mm", "training",
                                           lambda: _at_1mm_si_first(read_volume(packaged_file(*PYDEFACE)))),
+    "colin27": HighResolutionSource("Colin27 (Debian mricron-data ch2.nii.gz): 27 T1 scans of one person "
+                                    "averaged, 1 mm whole head", "training",
+                                    lambda: _at_1mm_si_first(read_volume(source_file(COLIN27)))),
     "fslpy_t1": HighResolutionSource("fslpy's real single-subject T1 crop (deep grey matter, brainstem), 1 mm "
                                      "(35 x 96 x 54: few slices along one axis)", "judging",
                                      lambda: _at_1mm_si_first(read_volume(packaged_file(*FSLPY_T1)))),
@@ -121,10 +125,6 @@ def high_resolution(name: str) -> np.ndarray:
     return HR_SOURCES[name].load()
 
 
-def _packaged(spec: tuple[str, ...]) -> Path:
-    return debian_file(spec[1], spec[2]) if spec[0] == "debian" else packaged_file(*spec)
-
-
 def _as_nifti(scan: RealScan, path: Path, target: Path) -> Path:
     """A DICOM mosaic or PAR/REC converted once with nibabel (geometry from its affine)."""
     import nibabel as nib
@@ -148,9 +148,9 @@ def _as_nifti(scan: RealScan, path: Path, target: Path) -> Path:
 def real_scan_file(name: str) -> Path:
     """The scan as one 3D image file (the packaged file itself, or its conversion in the cache)."""
     scan = REAL_SCANS[name]
-    path = _packaged(scan.package)
+    path = source_file(scan.package)
     for member in scan.companions:
-        _packaged((*scan.package[:2], member))
+        source_file((*scan.package[:2], member))
     if scan.reader == "isrnet" and len(read_volumes(path)) == 1:
         return path
     target = cache_root() / "real_scans" / f"{name}.nii.gz"

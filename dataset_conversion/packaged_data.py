@@ -183,3 +183,8 @@ def debian_file(package: str, path: str, download: bool = True) -> Path:
     raise IsrnetError(
         f"cannot find {path} from the Debian package {package} ({reason}). Run "
         f"`apt-get install {package}`, or `apt-get download {package}` and put the .deb in {folder}")
+
+
+def source_file(source: tuple[str, ...]) -> Path:
+    """The file a source names: (distribution, version, member) of a wheel, or ('debian', package, path)."""
+    return debian_file(source[1], source[2]) if source[0] == "debian" else packaged_file(*source)
