@@ -6,7 +6,8 @@ predicted by linear and cubic interpolation, the pre-trained weights, ssft train
 --hidden-slices` scores them (best blur width per method and case). Every real scan is judging material: nothing
 trains or tunes on them (see sources.py).
 Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
-       [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores)
+       [--weights FILE.pth] [--no-ssft] [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores;
+       with --no-ssft, which judges the pre-trained weights alone, well under a minute)
 real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
 """
 from __future__ import annotations
@@ -32,8 +33,9 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     shutil.rmtree(inputs, ignore_errors=True)
     inputs.mkdir(parents=True)
     shutil.copy(source, inputs / f"{name}{image_ending(source)}")
-    options = HiddenSliceOptions(keep_every=args.keep_every, budget_minutes=args.budget_minutes,
-                                 adapt_minutes=args.adapt_minutes, output=out / name, seed=args.seed)
+    options = HiddenSliceOptions(keep_every=args.keep_every, ssft=args.ssft, budget_minutes=args.budget_minutes,
+                                 adapt_minutes=args.adapt_minutes if args.ssft else None, output=out / name,
+                                 seed=args.seed, weights=args.weights)
     result = run_hidden_slices(inputs, options)
     print(result.text, flush=True)
     table = result.table.copy()
@@ -65,6 +67,10 @@ def main() -> None:
     parser.add_argument("--budget-minutes", type=float, default=4.0)
     parser.add_argument("--adapt-minutes", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--weights", type=Path, default=None,
+                        help="pre-trained weights to judge (default: the shipped mrft.pth)")
+    parser.add_argument("--no-ssft", dest="ssft", action="store_false",
+                        help="judge the pre-trained weights only (no ssft, no adaptation)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/real_scans"))
     parser.add_argument("--report", action="store_true", help="only print the report of real_scans.csv in --out")
     args = parser.parse_args()
