@@ -1,19 +1,25 @@
-"""How well the slice profile is estimated from the data, and what the estimate does for ssft.
+"""How well the slice profile is estimated from the data, what each error costs, and what the pipeline decides.
 
-Material: each --sources high-resolution volume at 1 mm (default: deepmriprep's 0.5 mm template at 1 mm, the HR brain
-mrft never trained on; sources.py names the training sources), slice axis superior-inferior.
-- table: thickness/spacing {0.5, 0.8, 1, 1.25, 1.5} x factor {2, 3, 4, 6} x profile {gaussian, rect, trapezoid
-  (not modelled by the estimator)} x {clean, Rician noise at SNR 25}. Per cell: the estimate, its error, and the
-  fit within the true family. Scored where the FWHM is at least 2 in-plane voxels.
-- ssft: on mismatched cells (thickness != spacing, or rect), the same budget of ssft with the estimated profile
-  and with the old assumption (Gaussian, FWHM = spacing), each against the starting (shipped mrft) weights
-  conditioned on the same thickness; PSNR against the 1 mm reference (isr_benchmark's metric). "not below start"
-  allows 0.02 dB.
-Usage: python benchmarks/slice_profile_estimation.py [--parts table ssft] [--budget-minutes 2]
-       [--sources deepmriprep mni152 ...] [--out DIR]
-Everything is written under --out/<source> (default ./benchmark_output/slice_profile); nothing touches your isrnet
-folders. With several sources: the estimation summary per source, then the estimate's error per source (mean, worst,
-spread).
+Parts (--parts; each writes a CSV under --out, default ./benchmark_output/slice_profile, and prints its table):
+- grid: per --sources high-resolution volume at 1 mm (default: deepmriprep's brain, pydeface's head and the Colin27
+  head; sources.py gives their roles), slice axis superior-inferior, every factor {2, 2.5, 3, 4, 5, 6} x
+  thickness/spacing {0.5, 0.75, 1, 1.25, 1.5} x profile {gaussian, rect, rf (a windowed-sinc RF pulse)}, in one of
+  three conditions, balanced over factors, ratios and profiles: clean; Rician noise at SNR 20; oblique (anatomy
+  tilted 20 degrees to the slices, in-plane zero-filled to 0.5 mm pixels: a resampled grid whose pixels are finer
+  than its resolution). 90 cells per source. An estimate is right within 15 % of the true FWHM, or, when it says
+  Gaussian for a box-like profile (rect, rf), within 15 % of that profile's Gaussian equivalent
+  (estimation.gaussian_equivalent: the Gaussian with the closest passband below the slice Nyquist).
+- real: real scans whose thickness a header states (heudiconv's DWI b0, 1.5 mm every 1.5 mm, also thinned to every
+  2nd and 3rd slice; heudiconv's EPI, 3 mm every 3.6 mm, also every 2nd; the Philips phantom, 6 mm every 8 mm). A
+  thinned scan keeps its slices' thickness, so its truth is the header's.
+- cost: per grid cell, the shipped weights' PSNR on the synthesised slices (a central block of 16 thick slices by 96 x 96 mm) when
+  told the true FWHM, the estimate, the decided thickness and the spacing: what a wrong width costs in dB.
+- ssft: on mismatched cells, the same budget of ssft with the estimated profile and with the old assumption
+  (Gaussian, FWHM = spacing), each against the starting (shipped mrft) weights (ssft_mismatch_set.run_cell).
+Usage: python benchmarks/slice_profile_estimation.py [--parts grid real cost ssft] [--sources deepmriprep ...]
+       [--budget-minutes 2] [--out DIR]    (grid: about 5 s per cell on 2 CPU cores; cost: about 15 s per cell)
+The decision rule (slice_profile.decide_thickness) is judged per source; sources.py says which source it was chosen
+on (the development source) and which it is reported on.
 """
 from __future__ import annotations
 
@@ -25,77 +31,214 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import ndimage, signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py beside this script
 
 from isrnet.acquisition import simulate_thick_slices  # noqa: E402
-from isrnet.acquisition.estimation import estimate_slice_profile  # noqa: E402
+from isrnet.acquisition.estimation import estimate_slice_profile, gaussian_equivalent  # noqa: E402
 from isrnet.errors import IsrnetError  # noqa: E402
-from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
-from ssft_mismatch_set import rician_noise  # noqa: E402
+from isrnet.imageio import Volume  # noqa: E402
+from sources import HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file, spread_summary  # noqa: E402,E501
+from ssft_mismatch_set import TILT_DEGREES, rician_noise  # noqa: E402
 
-RATIOS = (0.5, 0.8, 1.0, 1.25, 1.5)
-FACTORS = (2, 3, 4, 6)
-FAMILIES = ("gaussian", "rect", "trapezoid")
-SNRS = (None, 25.0)
+FACTORS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
+RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5)
+FAMILIES = ("gaussian", "rect", "rf")
+CONDITIONS = ("clean", "noise", "oblique")
+SNR = 20.0
+ZERO_FILL = 2  # oblique cells: in-plane pixels per acquired (1 mm) pixel
 TOLERANCE = 0.15
+COST_CROP = 96  # the cost part's block: in-plane 1 mm pixels around the centre ...
+COST_SLICES = 16  # ... and thick slices
+BOX_LIKE = ("rect", "rf", "trapezoid")
+# real scans with a stated thickness: (scan, header thickness mm, keep every K-th slice, slice axis of the array,
+# which is SimpleITK's [z, y, x]: the acquisition's slices are along z, also for the isotropic DWI)
+REAL_CELLS = (("heudiconv_dwi_b0", 1.5, 1, 0), ("heudiconv_dwi_b0", 1.5, 2, 0), ("heudiconv_dwi_b0", 1.5, 3, 0),
+              ("heudiconv_epi", 3.0, 1, 0), ("heudiconv_epi", 3.0, 2, 0), ("philips_epi_phantom", 6.0, 1, 0))
 # mismatched cells for the ssft comparison: (family, factor, thickness / spacing)
 SSFT_CELLS = (("gaussian", 4, 0.5), ("rect", 4, 1.0), ("gaussian", 4, 1.5), ("trapezoid", 3, 0.8))
 
 
-def acquire(fine: np.ndarray, family: str, factor: int, ratio: float, snr: float | None,
-            rng: np.random.Generator) -> np.ndarray:
-    """Thick slices every `factor` mm with FWHM ratio * factor mm, with Rician noise at `snr` if given."""
-    low = simulate_thick_slices(fine, 0, float(factor), ratio * factor, family)[0]
-    return rician_noise(low, snr, rng) if snr else low
+def grid_cells() -> list[tuple[float, float, str, str]]:
+    """(factor, ratio, family, condition): every factor x ratio x family once, the condition rotating so that each
+    factor, ratio and family meets every condition."""
+    return [(factor, ratio, family, CONDITIONS[(i + j + k) % len(CONDITIONS)])
+            for i, factor in enumerate(FACTORS) for j, ratio in enumerate(RATIOS) for k, family in enumerate(FAMILIES)]
 
 
-def estimation_table(fine: np.ndarray) -> pd.DataFrame:
-    rows, rng = [], np.random.default_rng(0)
-    cells = [(s, fam, f, r) for s in SNRS for fam in FAMILIES for f in FACTORS for r in RATIOS]
-    for index, (snr, family, factor, ratio) in enumerate(cells):
-        truth = ratio * factor
-        started = time.time()
-        try:
-            found = estimate_slice_profile(acquire(fine, family, factor, ratio, snr, rng), (float(factor), 1.0, 1.0))
-        except IsrnetError as error:  # a small source at a large factor: what planning would also refuse
-            print(f"[{index + 1}/{len(cells)}] {family} x{factor} T/S {ratio:g}: not estimated ({error})", flush=True)
-            continue
-        own = found.fits_mm.get(family)
-        rows.append({"snr": snr or "clean", "family": family, "factor": factor, "ratio": ratio, "fwhm_mm": truth,
-                     "scored": truth >= 2.0, "estimated_family": found.family, "estimated_fwhm_mm": found.fwhm_mm,
-                     "error_pct": 100 * (found.fwhm_mm / truth - 1), "confidence": found.confidence,
-                     "family_margin": found.family_margin,
-                     "gaussian_fit_mm": found.fits_mm["gaussian"], "rect_fit_mm": found.fits_mm["rect"],
-                     "true_family_fit_error_pct": None if own is None else 100 * (own / truth - 1),
-                     "seconds": time.time() - started})
-        print(f"[{index + 1}/{len(cells)}] {family} x{factor} T/S {ratio:g} SNR {snr or 'clean'}: "
-              f"{found.family} {found.fwhm_mm:.2f} mm (truth {truth:g}, {rows[-1]['error_pct']:+.0f} %)", flush=True)
+def zero_filled(array: np.ndarray, times: int) -> np.ndarray:
+    """In-plane (axes 1, 2) interpolated `times` finer by zero-filling k-space, as scanners do."""
+    for axis in (1, 2):
+        array = signal.resample(array, array.shape[axis] * times, axis=axis)
+    return array.clip(0).astype(np.float32)
+
+
+def acquire(fine: np.ndarray, tilted: np.ndarray, cell: tuple, rng: np.random.Generator) -> tuple[Volume, Volume]:
+    """(thick-slice volume, 1 mm reference on the same in-plane grid) of one grid cell."""
+    factor, ratio, family, condition = cell
+    material = tilted if condition == "oblique" else fine
+    keep = int((material.shape[0] - 1) // factor * factor) + 1
+    material = material[:keep]
+    low = simulate_thick_slices(material, 0, factor, ratio * factor, family)[0]
+    if condition == "noise":
+        low = rician_noise(low, SNR, rng)
+    if condition == "oblique":
+        low, material = zero_filled(low, ZERO_FILL), zero_filled(material, ZERO_FILL)
+    pixel = 1.0 / ZERO_FILL if condition == "oblique" else 1.0
+    return Volume(low, (factor, pixel, pixel)), Volume(material.astype(np.float32), (1.0, pixel, pixel))
+
+
+def judged(row: dict, estimate_key: str = "estimated_fwhm_mm") -> bool:
+    """Right within TOLERANCE of the true FWHM, or of the Gaussian equivalent of a box-like profile."""
+    estimate = row[estimate_key]
+    right = abs(estimate / row["fwhm_mm"] - 1) <= TOLERANCE
+    if row["family"] in BOX_LIKE:
+        right = right or abs(estimate / row["gaussian_equivalent_mm"] - 1) <= TOLERANCE
+    return bool(right)
+
+
+def estimate_row(low: Volume, truth_mm: float, family: str) -> dict:
+    from isrnet.acquisition.slice_profile import decide_thickness
+    spacing = low.spacing
+    row = {"fwhm_mm": truth_mm, "spacing_mm": spacing[0], "pixel_mm": min(spacing[1:]),
+           "ratio": truth_mm / spacing[0],
+           "gaussian_equivalent_mm": gaussian_equivalent(family, truth_mm, spacing[0]), "family": family}
+    started = time.time()
+    try:
+        found = estimate_slice_profile(low.array, spacing)
+        row.update(estimated_family=found.family, estimated_fwhm_mm=found.fwhm_mm, confidence=found.confidence,
+                   family_margin=found.family_margin, note="")
+    except IsrnetError as error:
+        found = None
+        row.update(estimated_family="", estimated_fwhm_mm=np.nan, confidence=0.0, family_margin=np.nan,
+                   note=str(error))
+    row["seconds"] = time.time() - started
+    decided, reason = decide_thickness(found, spacing)
+    row.update(decided_mm=decided, decided_by=reason)
+    row["right"] = found is not None and judged(row)
+    row["decided_right"] = judged(row, "decided_mm")
+    row["spacing_right"] = judged(row, "spacing_mm")
+    return row
+
+
+def redecide(table: pd.DataFrame) -> pd.DataFrame:
+    """The decision columns of a stored grid or real table again, with today's decide_thickness (the estimates are
+    kept: a rule is judged without estimating again)."""
+    from isrnet.acquisition.estimation import ProfileEstimate
+    from isrnet.acquisition.slice_profile import decide_thickness
+    rows = []
+    for row in table.to_dict("records"):
+        found = None if not np.isfinite(row["estimated_fwhm_mm"]) else ProfileEstimate(
+            row["estimated_family"], row["estimated_fwhm_mm"], row["confidence"], row["family_margin"])
+        row["decided_mm"], row["decided_by"] = decide_thickness(
+            found, (row["spacing_mm"], row["pixel_mm"], row["pixel_mm"]))
+        row["decided_right"] = judged(row, "decided_mm")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def grid_table(source: str, out: Path) -> pd.DataFrame:
+    fine = high_resolution(source)
+    tilted = ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+    rng, rows, cells = np.random.default_rng(0), [], grid_cells()
+    for index, cell in enumerate(cells):
+        factor, ratio, family, condition = cell
+        low, _ = acquire(fine, tilted, cell, rng)
+        row = {"source": source, "role": HR_SOURCES[source].role, "factor": factor, "condition": condition,
+               **estimate_row(low, ratio * factor, family)}
+        rows.append(row)
+        print(f"[{index + 1}/{len(cells)}] {source} {family} x{factor:g} T/S {ratio:g} {condition}: estimate "
+              f"{row['estimated_fwhm_mm']:.2f} mm (confidence {row['confidence']:.2f}), decided {row['decided_mm']:.2f} "
+              f"({row['decided_by']}); truth {row['fwhm_mm']:g} (Gaussian equivalent "
+              f"{row['gaussian_equivalent_mm']:.2f}): {'right' if row['decided_right'] else 'WRONG'}", flush=True)
+        pd.DataFrame(rows).to_csv(out / "grid.csv", index=False, float_format="%.4f")
+    return pd.DataFrame(rows)
+
+
+def real_table(out: Path) -> pd.DataFrame:
+    from isrnet.imageio import read_volume
+    rows = []
+    for name, thickness, keep, axis in REAL_CELLS:
+        volume = read_volume(real_scan_file(name))
+        stack = np.moveaxis(volume.array.astype(np.float32), axis, 0)[::keep]
+        spacing = (volume.spacing[axis] * keep, *[s for a, s in enumerate(volume.spacing) if a != axis])
+        low = Volume(stack, spacing)
+        row = {"scan": name, "keep_every": keep, "what": REAL_SCANS[name].what,
+               **estimate_row(low, thickness, "rf")}  # a 2D acquisition's profile: an RF pulse's
+        rows.append(row)
+        print(f"{name} every {keep}: truth {thickness:g} mm every {spacing[0]:.2f} (Gaussian equivalent "
+              f"{row['gaussian_equivalent_mm']:.2f}); estimate {row['estimated_fwhm_mm']:.2f} (confidence "
+              f"{row['confidence']:.2f}) decided {row['decided_mm']:.2f} ({row['decided_by']})", flush=True)
     table = pd.DataFrame(rows)
-    table["right"] = (table.estimated_family == table.family) & (table.error_pct.abs() <= 100 * TOLERANCE)
-    table["width_right_in_true_family"] = table.true_family_fit_error_pct.abs() <= 100 * TOLERANCE
+    table.to_csv(out / "real.csv", index=False, float_format="%.4f")
     return table
 
 
-def _counts(values: pd.Series) -> str:
-    return ", ".join(f"{name} {count}" for name, count in values.value_counts().items())
+def cost_table(source: str, grid: pd.DataFrame, out: Path, only_wrong: bool = True) -> pd.DataFrame:
+    """PSNR of the shipped weights told each width, per grid cell of `source` (with `only_wrong`, the cells whose
+    decided width is wrong), on a central block of the material (COST_SLICES thick slices, COST_CROP pixels square
+    before any zero-filling): what a wrong width costs."""
+    from isrnet.evaluation.metrics import compare
+    from isrnet.imageio.geometry import input_slice_positions
+    from isrnet.inference import PredictionSettings, Predictor
+    from isrnet.pretrained import shipped_weights
+    predictor = Predictor.from_checkpoint(shipped_weights("mrft"))
+    fine = high_resolution(source)
+    tilted = ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+    rng, rows = np.random.default_rng(0), []
+    part = grid[grid.source == source].reset_index(drop=True)
+    for index, (cell, row) in enumerate(zip(grid_cells(), part.to_dict("records"))):
+        if only_wrong and row["decided_right"]:
+            continue
+        block = _central_block(fine.shape, int(COST_SLICES * cell[0]) + 1)
+        low, reference = acquire(fine[block], tilted[block], cell, rng)
+        positions = input_slice_positions(low, 0)
+        widths = {"truth": row["fwhm_mm"], "estimate": row["estimated_fwhm_mm"], "decided": row["decided_mm"],
+                  "spacing": row["spacing_mm"]}
+        scores: dict[float, float] = {}
+        result = {"source": source, "family": row["family"], "factor": row["factor"], "ratio": row["ratio"],
+                  "condition": row["condition"]}
+        for name, width in widths.items():
+            key = round(float(width), 3) if np.isfinite(width) else None
+            if key is not None and key not in scores:
+                output = predictor.predict(low, PredictionSettings(factor=row["factor"], thickness_mm=key))
+                scores[key] = compare(output, reference, 0, positions)["psnr_synth"]
+            result[f"psnr_{name}"] = scores.get(key, np.nan)
+        for name in ("estimate", "decided", "spacing"):
+            result[f"cost_{name}_dB"] = result["psnr_truth"] - result[f"psnr_{name}"]
+        rows.append(result)
+        print(f"[{index + 1}/{len(part)}] {source} {row['family']} x{row['factor']:g} T/S {row['ratio']:g} "
+              f"{row['condition']}: cost of the estimate {result['cost_estimate_dB']:+.2f} dB, of the decision "
+              f"{result['cost_decided_dB']:+.2f}, of the spacing {result['cost_spacing_dB']:+.2f}", flush=True)
+        pd.DataFrame(rows).to_csv(out / "cost.csv", index=False, float_format="%.4f")
+    return pd.DataFrame(rows)
 
 
-def summarise_table(table: pd.DataFrame) -> str:
+def _central_block(shape: tuple[int, ...], slices: int) -> tuple[slice, ...]:
+    """`slices` along axis 0 and COST_CROP in-plane, around the centre of `shape`."""
+    sizes = (min(slices, shape[0]), min(COST_CROP, shape[1]), min(COST_CROP, shape[2]))
+    return tuple(slice((n - size) // 2, (n - size) // 2 + size) for n, size in zip(shape, sizes))
+
+
+def summarise_grid(table: pd.DataFrame) -> str:
     lines = []
-    for snr, part in table[table.scored].groupby("snr", sort=False):
-        modelled = part[part.family != "trapezoid"]
-        lines.append(f"SNR {snr}: Gaussian/rect cells with FWHM >= 2 voxels: family and FWHM (+-15 %) right in "
-                     f"{int(modelled.right.sum())}/{len(modelled)}; FWHM right within the true family in "
-                     f"{int(modelled.width_right_in_true_family.sum())}/{len(modelled)}")
-        for family, rows in modelled.groupby("family"):
-            lines.append(f"  {family}: right {int(rows.right.sum())}/{len(rows)}, median |FWHM error| "
-                         f"{rows.error_pct.abs().median():.0f} % (estimated family {_counts(rows.estimated_family)})")
-        trapezoid = part[part.family == "trapezoid"]
-        lines.append(f"  trapezoid: nearest family {_counts(trapezoid.estimated_family)}, FWHM error "
-                     f"median {trapezoid.error_pct.median():+.0f} % (range {trapezoid.error_pct.min():+.0f} to "
-                     f"{trapezoid.error_pct.max():+.0f} %)")
+    for source, part in table.groupby("source", sort=False):
+        role = HR_SOURCES[source].role if source in HR_SOURCES else ""
+        lines.append(f"{source} ({role}{', the decision rule was chosen here' if role == 'development' else ''}): "
+                     f"estimate right {int(part.right.sum())}/{len(part)}, decided "
+                     f"right {int(part.decided_right.sum())}/{len(part)}, the spacing right "
+                     f"{int(part.spacing_right.sum())}/{len(part)}")
+        for key in ("condition", "family", "factor"):
+            counts = part.groupby(key, sort=False).agg(right=("right", "sum"), decided=("decided_right", "sum"),
+                                                       n=("right", "size"))
+            lines.append("  by " + key + ": " + ", ".join(
+                f"{name} {int(r.right)}/{int(r.decided)}/{int(r.n)}" for name, r in counts.iterrows()) +
+                "  (estimate / decided right / cells)")
+    lines.append(f"all: estimate right {int(table.right.sum())}/{len(table)} ({100 * table.right.mean():.0f} %), "
+                 f"decided right {int(table.decided_right.sum())}/{len(table)} "
+                 f"({100 * table.decided_right.mean():.0f} %)")
     return "\n".join(lines)
 
 
@@ -123,36 +266,43 @@ def ssft_comparison(fine: np.ndarray, budget: float, out: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=("table", "ssft"), default=["table", "ssft"])
+    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "ssft"), default=["grid", "real"])
     parser.add_argument("--budget-minutes", type=float, default=2.0, help="ssft budget per arm and cell")
+    parser.add_argument("--cost-of", choices=("wrong", "all"), default="wrong",
+                        help="cells the cost part predicts: those whose decided width is wrong (default), or all")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/slice_profile"))
-    add_sources_argument(parser)
+    add_sources_argument(parser, default=("deepmriprep", "pydeface_head", "colin27"))
     args = parser.parse_args()
-    tables = []
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    grids = []
     for source in args.sources:
-        out = args.out / source
-        out.mkdir(parents=True, exist_ok=True)
-        print(f"== source {source}", flush=True)
-        fine = high_resolution(source)
-        if "table" in args.parts:
-            table = estimation_table(fine)
-            table.insert(0, "source", source)
-            table.to_csv(out / "estimation.csv", index=False, float_format="%.4f")
-            print(table.drop(columns=["seconds"]).to_string(index=False, float_format="{:.2f}".format))
-            print(summarise_table(table))
-            print(f"median {table.seconds.median():.1f} s per volume")
-            tables.append(table)
+        folder = out / source
+        folder.mkdir(parents=True, exist_ok=True)
+        if "grid" in args.parts:
+            grids.append(grid_table(source, folder))
+        elif (folder / "grid.csv").is_file():
+            grids.append(redecide(pd.read_csv(folder / "grid.csv")))
+        if "cost" in args.parts:
+            if not grids or grids[-1].source.iloc[0] != source:
+                raise SystemExit(f"the cost part needs the grid of {source}: run --parts grid cost")
+            cost = cost_table(source, grids[-1], folder, args.cost_of == "wrong")
+            print(spread_summary(cost.melt(id_vars=["source"], value_vars=["cost_estimate_dB", "cost_decided_dB",
+                                                                          "cost_spacing_dB"],
+                                           var_name="width", value_name="cost_dB"), "width", "cost_dB", overall=False))
         if "ssft" in args.parts:
-            comparison = ssft_comparison(fine, args.budget_minutes, out.resolve())
-            comparison.to_csv(out / "ssft_comparison.csv", index=False, float_format="%.4f")
+            comparison = ssft_comparison(high_resolution(source), args.budget_minutes, folder.resolve())
+            comparison.to_csv(folder / "ssft_comparison.csv", index=False, float_format="%.4f")
             print(comparison.to_string(index=False, float_format="{:.2f}".format))
-            print(f"estimated beats old in {int(comparison.estimated_beats_old.sum())}/{len(comparison)} cells; "
-                  f"never below its start in {int(comparison.estimated_not_below_start.sum())}/{len(comparison)}")
-    if len(tables) > 1:
-        scored = pd.concat(tables, ignore_index=True)
-        scored = scored[scored.scored & (scored.family != "trapezoid")]
-        print("\nFWHM error of the estimate (%) per source, Gaussian/rect cells:")
-        print(spread_summary(scored.assign(abs_error_pct=scored.error_pct.abs()), "source", "abs_error_pct"))
+    if grids:
+        grid = pd.concat(grids, ignore_index=True)
+        grid.to_csv(out / "grid.csv", index=False, float_format="%.4f")
+        print(summarise_grid(grid))
+    if "real" in args.parts or (out / "real.csv").is_file():
+        real = real_table(out) if "real" in args.parts else redecide(pd.read_csv(out / "real.csv"))
+        print(real[["scan", "keep_every", "fwhm_mm", "spacing_mm", "gaussian_equivalent_mm", "estimated_fwhm_mm",
+                    "confidence", "decided_mm", "decided_by", "right", "decided_right"]]
+              .to_string(index=False, float_format="{:.2f}".format))
 
 
 if __name__ == "__main__":

@@ -10,8 +10,8 @@ from scipy import ndimage
 
 from isrnet.datasets import load_dataset_info
 from isrnet.acquisition import simulate_thick_slices
-from isrnet.acquisition.estimation import estimate_slice_profile, family_at_width
-from isrnet.acquisition.slice_profile import ProfileSource, decide_slice_profile, default_profile
+from isrnet.acquisition.estimation import ProfileEstimate, estimate_slice_profile, family_at_width, gaussian_equivalent
+from isrnet.acquisition.slice_profile import ProfileSource, decide_slice_profile, decide_thickness, default_profile
 from isrnet.errors import IsrnetError
 from isrnet.experiment_planning.planner import plan_dataset
 from isrnet.imageio import Volume
@@ -56,6 +56,16 @@ def test_estimator_sees_a_gap(fine: np.ndarray) -> None:
     assert found.fwhm_mm < 0.7 * 3.0
 
 
+def test_the_gaussian_equivalent_of_a_box_like_profile_passes_its_band(fine: np.ndarray) -> None:
+    """A rect acquisition's slices are closer to Gaussian slices of its equivalent width than of its FWHM."""
+    assert gaussian_equivalent("gaussian", 3.0, 3.0) == 3.0
+    rect, rf = gaussian_equivalent("rect", 3.0, 3.0), gaussian_equivalent("rf", 3.0, 3.0)
+    assert 0.6 * 3.0 < rect < rf < 0.9 * 3.0  # an RF pulse's soft edges make it less box-like than a rect
+    acquired = acquire(fine, "rect", 3.0, 3.0)
+    assert (np.abs(acquire(fine, "gaussian", rect, 3.0) - acquired).mean()
+            < 0.7 * np.abs(acquire(fine, "gaussian", 3.0, 3.0) - acquired).mean())
+
+
 def test_rect_width_and_family_at_a_known_width(fine: np.ndarray) -> None:
     rect, gaussian = acquire(fine, "rect", 3.0, 3.0), acquire(fine, "gaussian", 3.0, 3.0)
     assert estimate_slice_profile(rect, (3.0, 1.0, 1.0)).fits_mm["rect"] == pytest.approx(3.0, rel=0.15)
@@ -98,6 +108,27 @@ def test_precedence(fine: np.ndarray) -> None:
     short = decide_slice_profile(stack[:5], spacing)
     assert (short.thickness_mm, short.thickness_source, short.confidence) == (3.0, "spacing (default)", 0.0)
     assert "too few" in short.notes[0]
+
+
+def test_the_thickness_decided_from_an_estimate() -> None:
+    def estimate(width: float) -> ProfileEstimate:
+        return ProfileEstimate("gaussian", width, 0.0, 1.0)
+
+    assert decide_thickness(None, (4.0, 1.0, 1.0))[0] == 4.0  # impossible: the spacing
+    assert decide_thickness(estimate(3.0), (4.0, 1.0, 1.0)) == (3.0, "the estimate")
+    assert decide_thickness(estimate(1.0), (4.0, 1.0, 1.0))[0] == 2.0  # at the search's lower end: half the spacing
+    assert decide_thickness(estimate(0.375), (1.5, 1.5, 1.5))[0] == 1.5  # near-isotropic there: the in-plane pixel
+    assert decide_thickness(estimate(0.9), (2.0, 1.2, 1.2))[0] == 1.2  # never finer than the in-plane pixel
+
+
+def test_slices_sharper_than_the_estimate_can_tell_get_half_the_spacing_and_a_note(fine: np.ndarray) -> None:
+    """2 mm slices every 4 mm in a volume blurrier in-plane than its pixels (as EPI is): the estimate ends at the lower
+    end of its search (0.25 x the spacing); the plan says so and takes half the spacing."""
+    blurred = ndimage.gaussian_filter(acquire(fine, "gaussian", 2.0, 4.0), (0.0, 1.5, 1.5))
+    decided = decide_slice_profile(blurred, (4.0, 1.0, 1.0))
+    assert decided.estimate["fwhm_mm"] == pytest.approx(1.0, rel=0.05)
+    assert (decided.thickness_mm, decided.thickness_source) == (2.0, "estimated")
+    assert any("lower end of its search" in note for note in decided.notes)
 
 
 def test_dataset_json_profile_is_checked(make_dataset) -> None:

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy import ndimage
+from scipy.optimize import minimize_scalar
 
 from isrnet.acquisition.noise import background_noise_sigma
-from isrnet.acquisition.simulation import ACQUISITION_PROFILES, profile_radius, profile_weights, thick_slice_positions
+from isrnet.acquisition.simulation import (ACQUISITION_PROFILES, FWHM_TO_SIGMA, profile_radius, profile_weights,
+                                           thick_slice_positions)
 from isrnet.errors import IsrnetError
 from isrnet.intensity import foreground_mask
 
@@ -34,6 +36,7 @@ COLUMNS = 32  # in-plane planes per axis that are used
 OFFSETS = 4  # sampling phases averaged on the simulated side
 FAMILY_MARGIN = 1.15  # rect only when its misfit is this much smaller than the Gaussian's
 CONFIDENT_SPREAD = np.log(1.5)  # the two in-plane axes' widths this far apart (log) -> confidence 0
+EQUIVALENCE_SAMPLES = 64  # profile samples per FWHM, and frequencies up to the slice Nyquist, of gaussian_equivalent
 PLATEAU = 1.25  # widths whose misfit is within this factor of the best are "as good"
 CONFIDENT_PLATEAU = np.log(2.0)  # a plateau this wide (max/min width, log) -> confidence 0
 
@@ -269,3 +272,22 @@ def family_at_width(array: np.ndarray, spacing: tuple[float, float, float], fwhm
     family = "rect" if misfit["gaussian"] > FAMILY_MARGIN * misfit["rect"] else "gaussian"
     other = "gaussian" if family == "rect" else "rect"
     return family, misfit[other] / max(misfit[family], 1e-12)
+
+
+def gaussian_equivalent(family: str, fwhm_mm: float, spacing_mm: float) -> float:
+    """FWHM (mm) of the Gaussian profile whose transfer function is closest (least squares) to that of `family` at
+    `fwhm_mm`, over the frequencies the slices can carry (0 up to the slice Nyquist, 1 / (2 spacing)): what an
+    estimate that reports a Gaussian should say for a box-like profile (rect, rf, trapezoid)."""
+    if family == "gaussian":
+        return float(fwhm_mm)
+    step = fwhm_mm / EQUIVALENCE_SAMPLES
+    radius = profile_radius(float(EQUIVALENCE_SAMPLES), family) + 1
+    weights = profile_weights(2 * radius + 1, np.array([float(radius)]), float(EQUIVALENCE_SAMPLES), family)[0]
+    distance = (np.arange(2 * radius + 1) - radius) * step
+    frequency = np.linspace(0.0, 0.5 / spacing_mm, EQUIVALENCE_SAMPLES + 1)
+    transfer = np.cos(2 * np.pi * frequency[:, None] * distance[None, :]) @ weights
+
+    def misfit(width: float) -> float:
+        return float(np.sum((transfer - np.exp(-2.0 * (np.pi * width * FWHM_TO_SIGMA * frequency) ** 2)) ** 2))
+
+    return float(minimize_scalar(misfit, bounds=(0.05 * fwhm_mm, 3.0 * fwhm_mm), method="bounded").x)

@@ -20,7 +20,7 @@ from enum import Enum
 
 import numpy as np
 
-from isrnet.acquisition.estimation import ProfileEstimate, estimate_slice_profile, family_at_width
+from isrnet.acquisition.estimation import SEARCH_RANGE, ProfileEstimate, estimate_slice_profile, family_at_width
 from isrnet.acquisition.simulation import ACQUISITION_PROFILES
 from isrnet.errors import IsrnetError
 
@@ -46,6 +46,8 @@ class ProfileSource(str, Enum):
 
 PLAUSIBLE_RATIO = (0.25, 2.5)  # a header's thickness outside this many slice spacings is not believed
 LOW_CONFIDENCE = 0.25  # an estimate below this confidence gets a note asking for the thickness
+UNRESOLVED_SHARE = 0.5  # of the spacing: the thickness of slices sharper than the estimate can tell (decide_thickness)
+EDGE_TOLERANCE = 0.05  # an estimate within this share of the search range's lower end is at that end
 DEFAULT_FAMILY = "gaussian"
 
 
@@ -111,6 +113,28 @@ def plausible_thickness(thickness_mm: float | None, slice_spacing: float) -> boo
     return bool(thickness_mm) and low * slice_spacing <= float(thickness_mm) <= high * slice_spacing
 
 
+def decide_thickness(estimate: ProfileEstimate | None, spacing: tuple[float, float, float]) -> tuple[float, str]:
+    """(thickness mm, why) when nothing states the thickness, from the estimate (None: it was impossible) and the
+    spacing (slice, row, column). The estimate measures the slice axis's blur beyond the in-plane blur, so:
+    - no estimate: the slice spacing;
+    - an estimate at the lower end of its search (the slices look sharper than anything it can tell apart): the
+      larger of the in-plane pixel and UNRESOLVED_SHARE of the spacing;
+    - otherwise the estimate, but never below the in-plane pixel (no finer width is visible).
+    Chosen on the development source's grid of benchmarks/slice_profile_estimation.py, judged on the others and on
+    real scans whose header states the thickness (documentation/planning.md)."""
+    slice_spacing, pixel = float(spacing[0]), float(min(spacing[1:]))
+    if estimate is None:
+        return slice_spacing, "no estimate: the slice spacing"
+    if estimate.fwhm_mm <= (1.0 + EDGE_TOLERANCE) * SEARCH_RANGE[0] * slice_spacing:
+        thickness = max(pixel, UNRESOLVED_SHARE * slice_spacing)
+        return thickness, (f"the estimate ({estimate.fwhm_mm:.3g} mm) is at the lower end of its search: the slices "
+                           f"look sharper than it can tell; {thickness:.3g} mm, the larger of the in-plane pixel and "
+                           f"{UNRESOLVED_SHARE:g} x the spacing")
+    if estimate.fwhm_mm < pixel:
+        return pixel, f"the estimate ({estimate.fwhm_mm:.3g} mm) is below the in-plane pixel: the pixel, {pixel:.3g} mm"
+    return float(estimate.fwhm_mm), "the estimate"
+
+
 def decide_slice_profile(stack: np.ndarray, spacing: tuple[float, float, float],
                          dicom_thickness_mm: float | None = None, declared_thickness_mm: float | None = None,
                          declared_family: str | None = None,
@@ -132,8 +156,11 @@ def decide_slice_profile(stack: np.ndarray, spacing: tuple[float, float, float],
     try:
         if thickness is None:
             found: ProfileEstimate = estimate_slice_profile(stack, spacing)
-            thickness, source, confidence = found.fwhm_mm, ProfileSource.ESTIMATED, found.confidence
+            thickness, why = decide_thickness(found, spacing)
+            source, confidence = ProfileSource.ESTIMATED, found.confidence
             estimate = asdict(found)
+            if why != "the estimate":
+                notes.append(why)
             if confidence < LOW_CONFIDENCE:
                 notes.append(f"low-confidence estimate ({confidence:.2f}): if you know the slice thickness, put it in "
                              f"dataset.json as slice_profile.thickness_mm")
