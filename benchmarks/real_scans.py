@@ -18,6 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -44,14 +45,50 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     return table
 
 
-def ssft_record(out: Path, name: str) -> str:
-    """'N it, kept X' of the scan's ssft on the thinned scan (its run in the evaluation's workspace)."""
+def guard_of(out: Path, name: str) -> dict:
+    """The guard record of the scan's ssft on the thinned scan (its run in the evaluation's workspace)."""
     from isrnet.runs import RunRecord
     found = sorted((out / name / "workspace" / "results").glob("*/ssft/debug.json"))
     if not found:
-        return ""
+        return {}
     record = RunRecord.load(found[0])
-    return f"{record.iterations_done} it, kept {(record.guard or {}).get('kept', '?')}"
+    return {"iterations": record.iterations_done, **(record.guard or {})}
+
+
+def ssft_record(out: Path, name: str) -> str:
+    """'N it, kept X, witness says Y' of the scan's ssft on the thinned scan."""
+    guard = guard_of(out, name)
+    if not guard:
+        return ""
+    witness = guard.get("hidden_slices")
+    return (f"{guard['iterations']} it, kept {guard.get('kept', '?')}" +
+            (f", witness says {witness['says']} ({witness['final_psnr'] - witness['start_psnr']:+.2f})"
+             if witness else ""))
+
+
+def guard_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
+    """Per scan: the judge's verdict on the fine-tuned weights (their hidden-slice PSNR on the removed slices minus the
+    pre-trained weights'), the guard's decision (held-out simulated pairs) and its witness's (hidden real slices of
+    the thinned scan): a false keep keeps weights the judge finds more than 0.02 dB worse; a false reject turns down
+    weights it finds at least 0.2 dB better."""
+    pairs = table.pivot_table(index="scan", columns="role", values="psnr", sort=False)
+    rows = []
+    for scan, row in pairs.iterrows():
+        guard = guard_of(out, scan)
+        if not guard or "pretrained" not in row:
+            continue
+        tuned = row.get("ssft_unguarded") if pd.notna(row.get("ssft_unguarded", np.nan)) else row["ssft_thinned"]
+        judge = tuned - row["pretrained"]
+        witness = guard.get("hidden_slices") or {}
+        entry = {"scan": scan, "judge_dB": judge, "guard": guard.get("kept", ""), "witness": witness.get("says", ""),
+                 "witness_dB": witness.get("final_psnr", np.nan) - witness.get("start_psnr", np.nan)}
+        for signal in ("guard", "witness"):
+            kept = entry[signal] == "fine-tuned"
+            entry[f"{signal}_outcome"] = ("false keep" if kept and judge < -0.02 else
+                                          "false reject" if not kept and judge >= 0.2 else "right")
+            entry[f"{signal}_result_dB"] = judge if kept else 0.0
+        rows.append(entry)
+    return pd.DataFrame(rows)
 
 
 def short(method: str) -> str:
@@ -106,6 +143,17 @@ def report(table: pd.DataFrame, out: Path) -> None:
     winners = table[table.wins_case].groupby("scan", sort=False).short.first()
     print("\nwho wins each scan: " + ", ".join(f"{scan}: {method}" for scan, method in winners.items()))
     pairs = networks.pivot_table(index="scan", columns="role", values="psnr", sort=False)
+    guards = guard_table(table, out)
+    if len(guards):
+        print("\nthe guard (held-out simulated pairs) and its witness (hidden real slices of the thinned scan) against "
+              "the judge (the removed real slices; fine-tuned minus pre-trained, dB):")
+        print(guards.to_string(index=False, float_format="{:+.2f}".format))
+        for signal in ("guard", "witness"):
+            outcomes = guards[f"{signal}_outcome"].value_counts()
+            print(f"{signal}: false keeps {outcomes.get('false keep', 0)}, false rejects "
+                  f"{outcomes.get('false reject', 0)} of {len(guards)}; deciding alone it would give "
+                  f"{guards[f'{signal}_result_dB'].mean():+.2f} dB over the pre-trained weights on average "
+                  f"(worst {guards[f'{signal}_result_dB'].min():+.2f})")
     for role in ("ssft_thinned", "adapted"):
         if role in pairs and "pretrained" in pairs:
             difference = (pairs[role] - pairs["pretrained"]).dropna()

@@ -417,6 +417,8 @@ def test_guard_keeps_the_start_when_fine_tuning_fails(dataset, monkeypatch, caps
     folder = dataset.results / DATASET / "ssft__wild"
     guard = debug_of(folder)["guard"]
     assert guard["kept"] == "start" and guard["final_psnr"] < guard["start_psnr"], guard
+    witness = guard["hidden_slices"]  # hidden real slices of the training cases agree: the wrecked weights are worse
+    assert witness["final_psnr"] < witness["start_psnr"] and witness["says"] == "start", witness
     assert_same_weights(folder / "checkpoint_final.pth", base)
     assert "guard: kept the starting weights" in (folder / "training_log.txt").read_text()
     from isrnet.benchmarking.benchmark import trained_models

@@ -182,6 +182,12 @@ def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenS
         return run.final, run.plans()
 
 
+def _guard_kept_the_start(run_folder: Path) -> bool:
+    from isrnet.runs import RunRecord
+    record = RunRecord.load(run_folder / "debug.json")
+    return (record.guard or {}).get("kept") == "start"
+
+
 # ---- the methods -----------------------------------------------------------------------------------------------
 
 def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
@@ -311,6 +317,10 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
         checkpoint, plans = train_on_thinned(workspace, name, start_path, options)
         adapt_from = Predictor.from_checkpoint(checkpoint, device, plans)
         methods.append(_network_method("isrnet ssft on the thinned scans", "ssft_thinned", adapt_from))
+        if _guard_kept_the_start(checkpoint.parent):  # what the guard turned down is judged too (its false rejects)
+            methods.append(_network_method("isrnet ssft on the thinned scans, fine-tuned (turned down by the guard)",
+                                           "ssft_unguarded", Predictor.from_checkpoint(
+                                               checkpoint.parent / "checkpoint_latest.pth", device, plans)))
     if options.adapt_minutes:
         methods.append(_adapted_method(f"isrnet adapted per case ({options.adapt_minutes:g} min, from "
                                        f"{'ssft on the thinned scans' if options.ssft else 'the pre-trained weights'})",

@@ -98,7 +98,8 @@ def trained_factor_range(stage: Stage, plans: Plans, sampler: dict) -> list[floa
 
 
 def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, PairSampler], plans: Plans,
-              initialisation: Initialisation, command: str | None = None, started: float | None = None) -> Run:
+              initialisation: Initialisation, command: str | None = None, started: float | None = None,
+              witness_cases: list | None = None) -> Run:
     """Train `run` (one process, or every rank under torchrun) and return it."""
     if run.finished and not config.continue_training:
         raise IsrnetError(f"{run.folder} already holds a finished run; use --c --iterations N to extend it, "
@@ -106,7 +107,7 @@ def train_run(run: Run, config: TrainingConfig, samplers: tuple[PairSampler, Pai
     distributed = init_distributed(config.device)
     try:
         Trainer(config, samplers[0], samplers[1], run.folder, plans, initialisation, distributed, started,
-                command).run()
+                command, witness_cases).run()
     finally:
         shutdown_distributed(distributed)
     return run
@@ -170,4 +171,5 @@ def run_training(dataset: str | int, stage: str, options: TrainingOptions | None
         initialisation = resolve_initialisation(stage, plans.network, plans.stage_datasets, config.init,
                                                 config.from_scratch)
     samplers = build_samplers(config.sampler, cases, config.network["kwargs"]["context"])
-    return train_run(run, config, samplers, plans, initialisation, options.command, started)
+    return train_run(run, config, samplers, plans, initialisation, options.command, started,
+                     cases if stage == "ssft" else None)

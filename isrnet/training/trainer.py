@@ -61,7 +61,7 @@ class Trainer:
     def __init__(self, config: TrainingConfig, train_sampler: PairSampler, val_sampler: PairSampler,
                  output: Path, plans: Plans, initialisation: Initialisation,
                  distributed: DistributedContext = DistributedContext(), command_start: float | None = None,
-                 command: str | None = None) -> None:
+                 command: str | None = None, witness_cases: list | None = None) -> None:
         self.config, self.train_sampler, self.val_sampler = config, train_sampler, val_sampler
         self.output, self.plans, self.initialisation, self.distributed = output, plans, initialisation, distributed
         self.command_start = time.time() if command_start is None else command_start
@@ -79,6 +79,7 @@ class Trainer:
         self.budget: IterationBudget | None = None  # set when the count comes from the budget (re-estimated)
         self.validation_seconds = 0.0  # how long the latest validation took (the budget reserves it)
         self.guard: dict | None = None  # the never-worse decision, for runs that started from weights
+        self.witness_cases = witness_cases  # ssft's cases: the guard's hidden-slice witness (hidden_slice_witness.py)
         self.threads: dict | None = None  # torch threads chosen at the start of a budgeted run (and why)
 
     # ---- set-up -----------------------------------------------------------------------------------------
@@ -135,10 +136,31 @@ class Trainer:
         kept = "start" if final["psnr"] < start["psnr"] else "fine-tuned"
         reason = (f"final validation PSNR {final['psnr']:.2f} dB "
                   f"{'<' if kept == 'start' else '>='} the starting weights' {start['psnr']:.2f} dB")
+        starting = load_checkpoint(self._start_path)["state_dict"]
+        witness = self._hidden_slice_witness(starting)
         if kept == "start":
-            self.network.load_state_dict(load_checkpoint(self._start_path)["state_dict"])
+            self.network.load_state_dict(starting)
         self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights ({reason})")
-        return {"kept": kept, "reason": reason, "start_psnr": start["psnr"], "final_psnr": final["psnr"]}
+        return {"kept": kept, "reason": reason, "start_psnr": start["psnr"], "final_psnr": final["psnr"],
+                **({"hidden_slices": witness} if witness else {})}
+
+    def _hidden_slice_witness(self, starting: dict) -> dict | None:
+        """The hidden-slice PSNR of the training cases with the starting and the final weights (recorded only)."""
+        if not self.witness_cases or not self.distributed.is_main:
+            return None
+        from isrnet.training.hidden_slice_witness import hidden_slice_psnr, witness_volumes
+        began = time.time()
+        volumes = witness_volumes(self.witness_cases)
+        start_network = build_network(self.config.network)
+        start_network.load_state_dict(starting)
+        final_psnr = hidden_slice_psnr(self.network, volumes, self.config.device)
+        start_psnr = hidden_slice_psnr(start_network, volumes, self.config.device)
+        if final_psnr is None or start_psnr is None:
+            return None
+        says = "start" if final_psnr < start_psnr else "fine-tuned"
+        self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), recorded only): "
+                  f"{final_psnr:.2f} dB fine-tuned, {start_psnr:.2f} dB start ({time.time() - began:.0f} s)")
+        return {"start_psnr": start_psnr, "final_psnr": final_psnr, "says": says, "cases": len(volumes)}
 
     # ---- training ---------------------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
