@@ -50,13 +50,13 @@ def hidden_slice_psnr(network: torch.nn.Module, volumes: list[tuple[str, Volume,
     for name, volume, thickness in volumes:
         try:
             case = thin_case(name, volume, 0, KEEP_EVERY)
-        except IsrnetError:  # too few slices or no anatomy in the removed ones: no witness from this case
-            continue
-        settings = PredictionSettings(factor=case.samples, thickness_mm=thickness, slice_axis=0,
-                                      thickness_source=ProfileSource.PLANS,
-                                      conditioning_factor=factor_of(case.thinned.spacing, 0))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the told gap is twice the case's own: expected here
-            output = predictor.predict(case.thinned, settings)
+            settings = PredictionSettings(factor=case.samples, thickness_mm=thickness, slice_axis=0,
+                                          thickness_source=ProfileSource.PLANS,
+                                          conditioning_factor=factor_of(case.thinned.spacing, 0))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the told gap is twice the case's own: expected here
+                output = predictor.predict(case.thinned, settings)
+        except IsrnetError:  # too few slices, no anatomy in the removed ones, a factor refused: no witness here
+            continue  # (it only records: a case it cannot judge must never fail the training run)
         scores.append(score_output(case, output).psnr)
     return float(np.mean(scores)) if scores else None
