@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage, signal
+from scipy import signal
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversion/ lives beside isrnet/
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py beside this script
@@ -41,7 +41,7 @@ from isrnet.acquisition.estimation import estimate_slice_profile, gaussian_equiv
 from isrnet.errors import IsrnetError  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
 from sources import HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file, spread_summary  # noqa: E402,E501
-from ssft_mismatch_set import TILT_DEGREES, rician_noise  # noqa: E402
+from ssft_mismatch_set import rician_noise, tilted as tilted_anatomy  # noqa: E402
 
 FACTORS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
 RATIOS = (0.5, 0.75, 1.0, 1.25, 1.5)
@@ -139,9 +139,14 @@ def redecide(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def grid_table(source: str, out: Path) -> pd.DataFrame:
+def _material(source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The source at 1 mm, and the same anatomy tilted for the oblique cells."""
     fine = high_resolution(source)
-    tilted = ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+    return fine, tilted_anatomy(fine)
+
+
+def grid_table(source: str, out: Path) -> pd.DataFrame:
+    fine, tilted = _material(source)
     rng, rows, cells = np.random.default_rng(0), [], grid_cells()
     for index, cell in enumerate(cells):
         factor, ratio, family, condition = cell
@@ -185,8 +190,7 @@ def cost_table(source: str, grid: pd.DataFrame, out: Path, only_wrong: bool = Tr
     from isrnet.inference import PredictionSettings, Predictor
     from isrnet.pretrained import shipped_weights
     predictor = Predictor.from_checkpoint(shipped_weights("mrft"))
-    fine = high_resolution(source)
-    tilted = ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+    fine, tilted = _material(source)
     rng, rows = np.random.default_rng(0), []
     part = grid[grid.source == source].reset_index(drop=True)
     for index, (cell, row) in enumerate(zip(grid_cells(), part.to_dict("records"))):

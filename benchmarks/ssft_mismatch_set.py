@@ -66,6 +66,11 @@ def oblique_direction(degrees: float = TILT_DEGREES) -> np.ndarray:
     return np.array([[np.cos(angle), 0.0, np.sin(angle)], [0.0, 1.0, 0.0], [-np.sin(angle), 0.0, np.cos(angle)]])
 
 
+def tilted(fine: np.ndarray) -> np.ndarray:
+    """The anatomy turned TILT_DEGREES about the second axis (cubic), so that axis-0 slices cut it obliquely."""
+    return ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+
+
 def rician_noise(image: np.ndarray, snr: float, rng: np.random.Generator) -> np.ndarray:
     """Magnitude of the image plus complex Gaussian noise; sigma = the mean of the brighter voxels / snr."""
     sigma = image[image > 0.1 * image.max()].mean() / snr
@@ -79,7 +84,7 @@ def make_case(fine: np.ndarray, acquisition: Acquisition, seed: int) -> tuple[Vo
         brain = ndimage.binary_fill_holes(fine > 0.05 * fine.max())
         fine = np.where(brain, fine.max() * 1.1 - fine, 0.0).astype(np.float32)
     if acquisition.oblique:
-        fine = ndimage.rotate(fine, TILT_DEGREES, axes=(0, 2), reshape=False, order=3, mode="constant").clip(0)
+        fine = tilted(fine)
     step = acquisition.spacing
     keep = int((fine.shape[0] - 1) // step * step) + 1
     fine = fine[:keep]
