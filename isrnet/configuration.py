@@ -23,3 +23,8 @@ MIN_PATCH = 24
 # Training losses by name (plans key training.loss): l1 (the default, sharper for image restoration) and l2 (mean
 # squared error, what PSNR measures). Implemented in training/losses.py; named here so planning can check them.
 LOSS_NAMES = ("l1", "l2")
+
+# The never-worse guard's rules by name (plans key training.guard): which signals must agree before a run that
+# started from weights keeps its own. Implemented in training/guard.py; named here so planning can check them.
+GUARD_RULES = ("validation", "validation+witness")
+DEFAULT_GUARD = "validation+witness"

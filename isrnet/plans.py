@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from isrnet.acquisition.slice_profile import DEFAULT_FAMILY, ProfileSource, SliceProfile
+from isrnet import configuration as cfg
 from isrnet.errors import IsrnetError
 from isrnet.stages import DatasetKind
 
@@ -65,6 +66,7 @@ class TrainingPlan:
     validation_batches: int = 4
     checkpoint_every_seconds: float = 60.0
     seed: int = 12345
+    guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
     sizes_by_device: dict[str, dict[str, int]] = field(default_factory=dict)  # patch and batch size per device
 
 

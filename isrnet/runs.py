@@ -39,7 +39,8 @@ class RunRecord:
     world_size: int = 1
     seconds_this_command: float | None = None
     budget_estimates: list = field(default_factory=list)  # [iteration, total, s/iteration] of each estimate
-    guard: dict | None = None  # {'kept': 'start' | 'fine-tuned', 'reason', 'start_psnr', 'final_psnr'}
+    # {'kept': 'start' | 'fine-tuned', 'reason', 'rule', 'start_psnr', 'final_psnr', 'hidden_slices' (the witness)}
+    guard: dict | None = None
     threads: dict | None = None  # {'chosen': n, 'seconds_per_iteration': {n: s}} of a budgeted CPU run
     started: str | None = None
     command: str | None = None

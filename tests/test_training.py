@@ -427,6 +427,40 @@ def test_guard_keeps_the_start_when_fine_tuning_fails(dataset, monkeypatch, caps
     assert "isrnet ssft wild (guard kept its starting weights)" in labels and "isrnet ssft base" in labels
 
 
+def _witness_against_fine_tuning(monkeypatch) -> None:
+    """The hidden real slices score the run's own (final) weights 1 dB below its start, whatever they are."""
+    import isrnet.training.hidden_slice_witness as witness
+    scores = iter([20.0, 21.0])  # the trainer scores the final weights first, then the start
+    monkeypatch.setattr(witness, "hidden_slice_psnr", lambda network, volumes, device="cpu": next(scores))
+
+
+def test_guard_keeps_the_start_when_only_the_simulated_pairs_say_better(dataset, monkeypatch, capsys) -> None:
+    """Fine-tuning that raises the held-out simulated pairs but lowers the hidden real slices of the training cases:
+    the default rule (validation+witness) keeps the start; the 'validation' rule, told by --set, keeps the run's."""
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
+    base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    for rule, tag in (("validation+witness", "both"), ("validation", "simulated")):
+        _witness_against_fine_tuning(monkeypatch)
+        train(monkeypatch, capsys, "-init", str(base), "--iterations", "20", "--lr", "0.003", "--tag", tag,
+              "--set", f"training.guard={rule}")
+        folder = dataset.results / DATASET / f"ssft__{tag}"
+        guard = debug_of(folder)["guard"]
+        assert guard["final_psnr"] >= guard["start_psnr"], guard  # the simulated pairs say fine-tuning helped
+        assert guard["hidden_slices"]["says"] == "start" and guard["rule"] == rule, guard
+        if rule == "validation+witness":
+            assert guard["kept"] == "start" and "hidden real slices 20.00 dB < the start's 21.00 dB" in guard["reason"]
+            assert_same_weights(folder / "checkpoint_final.pth", base)
+        else:
+            assert guard["kept"] == "fine-tuned", guard
+            assert_same_weights(folder / "checkpoint_final.pth", folder / "checkpoint_latest.pth")
+
+
+def test_an_unknown_guard_rule_is_refused_before_training(dataset, monkeypatch, capsys) -> None:
+    result = train(monkeypatch, capsys, "--iterations", "2", "--set", "training.guard=oracle", expect_ok=False)
+    assert result.code != 0 and "training.guard 'oracle' is unknown" in result.err, result.err
+    assert "Traceback" not in result.err and not (dataset.results / DATASET / "ssft").exists()
+
+
 def test_budgeted_cpu_run_chooses_the_faster_thread_count(dataset, monkeypatch, capsys) -> None:
     """With two threads slowed artificially (a loaded machine), the run goes on with one."""
     original = Trainer._train_step

@@ -108,7 +108,7 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
                          "budget_minutes": budget,
                          "lr": stage.lr, "warmup_fraction": stage.warmup_fraction, "weight_decay": 0.0, "loss": "l1",
                          "validation_every": 50, "validation_batches": 4, "checkpoint_every_seconds": 60.0,
-                         "seed": 12345}
+                         "seed": 12345, "guard": cfg.DEFAULT_GUARD}
     plans["sampler"] = copy.deepcopy(stage.sampler_defaults)
     plans["overrides"] = {}
     for key, value in (overrides or {}).items():
@@ -126,7 +126,8 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
 def _check_choices(plans: Plans) -> None:
     """String-named choices must name something that exists (an error now, not at training time)."""
     choices = [("normalisation", plans.normalisation, NORMALISATIONS),
-               ("training.loss", plans.training.loss, cfg.LOSS_NAMES)]
+               ("training.loss", plans.training.loss, cfg.LOSS_NAMES),
+               ("training.guard", plans.training.guard, cfg.GUARD_RULES)]
     for key, value, valid in choices:
         if value not in valid:
             raise IsrnetError(f"{key} '{value}' is unknown; use one of {', '.join(valid)}")

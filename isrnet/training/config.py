@@ -4,8 +4,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
+from isrnet import configuration as cfg
 from isrnet.errors import IsrnetError
 from isrnet.plans import Plans
+from isrnet.training.guard import check_guard
 from isrnet.runs import Run
 
 
@@ -29,6 +31,7 @@ class TrainingConfig:
     validation_every: int = 50
     validation_batches: int = 4
     checkpoint_every_seconds: float = 60.0
+    guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
     init: str | None = None
     from_scratch: bool = False
     tag: str | None = None
@@ -53,7 +56,7 @@ class TrainingConfig:
                   "budget_minutes": training.budget_minutes, "weight_decay": training.weight_decay,
                   "loss": training.loss, "seed": training.seed, "validation_every": training.validation_every,
                   "validation_batches": training.validation_batches,
-                  "checkpoint_every_seconds": training.checkpoint_every_seconds}
+                  "checkpoint_every_seconds": training.checkpoint_every_seconds, "guard": training.guard}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:
@@ -61,4 +64,5 @@ class TrainingConfig:
             if key not in known:
                 raise IsrnetError(f"unknown training option '{key}'")
             values[key] = value
+        check_guard(values["guard"])  # a misspelt rule is an error now, not after the run
         return cls(**values)

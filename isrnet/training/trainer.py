@@ -5,10 +5,10 @@ progress.png, training_log.txt, debug.json (resolved config, init weights, itera
 decision), plans.json; checkpoint_start.pth when the run started from weights.
 
 Never worse than the start (on what the run can measure): a run that starts from weights validates them at
-iteration 0, and when its final validation PSNR is below that, checkpoint_final.pth holds the starting weights
-and debug.json's `guard` says so and why. The validation pairs are the stage's own (for ssft: held-out
-in-plane degradations with the case's slice profile), so this catches fine-tuning that fails or drifts on them,
-not a profile that is wrong to begin with (see acquisition/slice_profile.py for that).
+iteration 0 and, at the end, training/guard.py decides by the plans' rule `training.guard` whether
+checkpoint_final.pth holds the run's own weights or the starting ones; debug.json's `guard` says which and why.
+Its signals are the stage's validation pairs (for ssft: held-out in-plane degradations with the case's slice
+profile) and, for ssft, hidden real slices of the training cases (training/hidden_slice_witness.py).
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from isrnet.plans import Plans
 from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
+from isrnet.training.guard import Signal, decide
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
@@ -129,23 +130,24 @@ class Trainer:
         return self.output / "checkpoint_start.pth"
 
     def _never_worse(self, final: dict) -> dict | None:
-        """Keep the starting weights when the final validation is below theirs (iteration 0)."""
+        """Keep the starting weights unless the guard's rule (training/guard.py) says fine-tuning made them better."""
         start = next((v for v in self.history["validation"] if v["iteration"] == 0), None)
         if start is None or not self._start_path.is_file():
             return None
-        kept = "start" if final["psnr"] < start["psnr"] else "fine-tuned"
-        reason = (f"final validation PSNR {final['psnr']:.2f} dB "
-                  f"{'<' if kept == 'start' else '>='} the starting weights' {start['psnr']:.2f} dB")
         starting = load_checkpoint(self._start_path)["state_dict"]
         witness = self._hidden_slice_witness(starting)
+        validation = Signal(start["psnr"], final["psnr"])
+        kept, reason = decide(self.config.guard, validation,
+                              Signal(witness["start_psnr"], witness["final_psnr"]) if witness else None)
         if kept == "start":
             self.network.load_state_dict(starting)
-        self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights ({reason})")
-        return {"kept": kept, "reason": reason, "start_psnr": start["psnr"], "final_psnr": final["psnr"],
-                **({"hidden_slices": witness} if witness else {})}
+        self._log(f"guard ({self.config.guard}): kept the {'starting' if kept == 'start' else 'fine-tuned'} "
+                  f"weights ({reason})")
+        return {"kept": kept, "reason": reason, "rule": self.config.guard, "start_psnr": start["psnr"],
+                "final_psnr": final["psnr"], **({"hidden_slices": witness} if witness else {})}
 
     def _hidden_slice_witness(self, starting: dict) -> dict | None:
-        """The hidden-slice PSNR of the training cases with the starting and the final weights (recorded only)."""
+        """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness)."""
         if not self.witness_cases or not self.distributed.is_main:
             return None
         from isrnet.training.hidden_slice_witness import hidden_slice_psnr, witness_volumes
@@ -157,10 +159,10 @@ class Trainer:
         start_psnr = hidden_slice_psnr(start_network, volumes, self.config.device)
         if final_psnr is None or start_psnr is None:
             return None
-        says = "start" if final_psnr < start_psnr else "fine-tuned"
-        self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), recorded only): "
+        self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s)): "
                   f"{final_psnr:.2f} dB fine-tuned, {start_psnr:.2f} dB start ({time.time() - began:.0f} s)")
-        return {"start_psnr": start_psnr, "final_psnr": final_psnr, "says": says, "cases": len(volumes)}
+        return {"start_psnr": start_psnr, "final_psnr": final_psnr,
+                "says": Signal(start_psnr, final_psnr).says, "cases": len(volumes)}
 
     # ---- training ---------------------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, ...]:

@@ -1,0 +1,52 @@
+"""The never-worse guard: which weights a run that started from weights ends with (the start or its own).
+
+It decides on up to two signals, each the PSNR of the starting and of the final weights:
+- validation: the stage's held-out pairs (for ssft: in-plane degradations simulated with the case's profile), which
+  cannot see a mismatch between the simulation and the real slice axis;
+- witness: hidden real slices of the training cases (training/hidden_slice_witness.py), scored at the best blur.
+
+Rules (plans key `training.guard`; what each measured: documentation/training.md):
+  validation           keep the fine-tuned weights when their validation PSNR is not below the start's
+  validation+witness   ... and the witness's is not below the start's either (a run without a witness, e.g. a
+                       case too thin to hide slices of, falls back to the validation and says so)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from isrnet.configuration import GUARD_RULES
+from isrnet.errors import IsrnetError
+
+
+@dataclass(frozen=True)
+class Signal:
+    """One signal's PSNR (dB) of the starting and of the final weights."""
+    start: float
+    final: float
+
+    @property
+    def says(self) -> str:
+        return "start" if self.final < self.start else "fine-tuned"
+
+    def text(self, name: str) -> str:
+        return f"{name} {self.final:.2f} dB {'<' if self.says == 'start' else '>='} the start's {self.start:.2f} dB"
+
+
+def check_guard(rule: str) -> None:
+    if rule not in GUARD_RULES:
+        raise IsrnetError(f"training.guard '{rule}' is unknown; use one of {', '.join(GUARD_RULES)}")
+
+
+def decide(rule: str, validation: Signal, witness: Signal | None) -> tuple[str, str]:
+    """('start' | 'fine-tuned', the reason in words) under `rule`."""
+    check_guard(rule)
+    signals = [("final validation PSNR", validation)]
+    note = ""
+    if rule == "validation+witness":
+        if witness is None:
+            note = " (no hidden-slice witness for these cases: validation alone)"
+        else:
+            signals.append(("hidden real slices", witness))
+    against = [(name, signal) for name, signal in signals if signal.says == "start"]
+    shown = against or signals
+    return ("start" if against else "fine-tuned"), "; ".join(signal.text(name) for name, signal in shown) + note
