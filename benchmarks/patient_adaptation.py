@@ -13,7 +13,8 @@ axial 4/4 SNR 20; coronal 2 mm every 4 mm; oblique 5/5) of each source instead, 
 and the gains reported per source (sources.py says which sources are training material).
 Per seed: isr_plan_and_preprocess and isr_train ssft on all six (the plan's budget unless --dataset-minutes),
 then isr_predict with the shipped weights, with the dataset's ssft model, and with that model adapted to each
-case for --adapt-minutes. Score: PSNR over the synthesised slices inside the head (isr_benchmark's metric).
+case for --adapt-minutes (every case, --adapt-when always, with what the default rule would have decided, so the
+rule can be judged). Score: PSNR over the synthesised slices inside the head (isr_benchmark's metric).
 Usage: python benchmarks/patient_adaptation.py [--seeds 1 2] [--adapt-minutes 2] [--dataset-minutes M]
        [--adapt-set training.lr=5e-4 ...] [--out DIR]   (2 seeds at the defaults: about 55 minutes on 2 CPU cores;
        a later call reuses each seed's dataset-level run and predictions, so a variant costs the adaptation only)
@@ -116,7 +117,8 @@ def run_seed(out: Path, seed: int, adapt_minutes: float, dataset_minutes: float 
         predict_paths(images, folders["shipped"], None)
     if not (folders["dataset_ssft"] / f"{list(CASES)[-1]}.json").is_file():
         predict_paths(images, folders["dataset_ssft"], run.folder)
-    adaptation = AdaptationOptions(minutes=adapt_minutes, seed=seed, plans_overrides=adapt_overrides or {})
+    adaptation = AdaptationOptions(minutes=adapt_minutes, seed=seed, plans_overrides=adapt_overrides or {},
+                                   when="always")  # every case, so the skip rule's choice can be judged
     if not (folders["adapted"] / f"{list(CASES)[-1]}.json").is_file():  # a finished variant is reused
         predict_paths(images, folders["adapted"], run.folder, PredictOptions(adaptation=adaptation))
     scores = {label: score(folder, references) for label, folder in folders.items()}
@@ -127,6 +129,8 @@ def run_seed(out: Path, seed: int, adapt_minutes: float, dataset_minutes: float 
                      "dataset_ssft": scores["dataset_ssft"][name], "adapted": scores["adapted"][name],
                      "gain": scores["adapted"][name] - scores["dataset_ssft"][name], "kept": record["kept"],
                      "iterations": record["iterations"], "seconds": record["seconds"],
+                     "rule_adapts": (record.get("need") or {}).get("adapt", True),
+                     "unlike": ",".join((record.get("need") or {}).get("unlike", [])),
                      "thickness_mm": record["slice_profile"]["thickness_mm"],
                      "true_thickness_mm": CASES[name][2].thickness})
     return pd.DataFrame(rows)
@@ -170,6 +174,21 @@ def main() -> None:
           f"{', '.join(f'{s}: {g:+.3f}' for s, g in table.groupby('seed').gain.mean().items())}); worst case "
           f"{table.gain.min():+.3f} dB; start kept in {int((table.kept == 'start').sum())}/{len(table)}; "
           f"{table.seconds.mean():.0f} s and {table.iterations.mean():.0f} iterations per case")
+    print(need_summary(table))
+
+
+def need_summary(table: pd.DataFrame) -> str:
+    """Adaptation's gain where `isr_predict --adapt-when unlike` (the default) would adapt and where it skips."""
+    if "rule_adapts" not in table:
+        return ""
+    lines = ["
+the skip rule (training/adaptation_need.py; every case was adapted here to judge it):"]
+    for adapts, part in table.groupby(table.rule_adapts.astype(bool)):
+        lines.append(f"  {'adapted' if adapts else 'skipped'}: {len(part)} runs, gain over dataset ssft mean "
+                     f"{part.gain.mean():+.3f} dB (worst {part.gain.min():+.3f}, best {part.gain.max():+.3f})")
+    result = np.where(table.rule_adapts.astype(bool), table.gain, 0.0)
+    lines.append(f"  with the rule: mean {result.mean():+.3f} dB over all {len(table)} runs, worst {result.min():+.3f}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -118,3 +118,37 @@ def test_bad_adaptation_options_are_clear_errors(monkeypatch, capsys, tmp_path) 
     with pytest.raises(SystemExit) as exit_info:
         main()
     assert exit_info.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_adaptation_skips_a_case_like_the_dataset_and_records_why(scans, folders, monkeypatch, capsys,
+                                                                  tmp_path) -> None:
+    """From a dataset's ssft run (two alike noise-free stacks), a case like them is not fine-tuned (the sidecar
+    names the case it resembles and the prediction is the dataset model's own), while a noisy stack of the same
+    anatomy is adapted because it is unlike every case the model was fine-tuned on (its noise, and with the little
+    background these stacks have, the intensity distribution the noise gives it)."""
+    from training_support import isr_train, plan_and_preprocess, small_plan_overrides, write_target
+    write_target(folders.raw, "Dataset001_Alike", {case: read_volume(scans / f"{case}.nii.gz").array
+                                                   for case in ("p01", "p02")})
+    plan_and_preprocess(monkeypatch, capsys, "-d", "1", "--set", *small_plan_overrides())
+    isr_train(monkeypatch, capsys, "1", "ssft", "--workers", "0", "--from-scratch", "--iterations", "4")
+    model = folders.results / "Dataset001_Alike" / "ssft"
+    clean = read_volume(scans / "p01.nii.gz").array
+    rng = np.random.default_rng(3)
+    sigma = 0.08 * float(clean.max())
+    noisy = np.hypot(clean + rng.normal(0, sigma, clean.shape), rng.normal(0, sigma, clean.shape))
+    cases = tmp_path / "cases"
+    write_volumes([Volume(clean, (4.0, 1.0, 1.0))], cases / "alike.nii.gz")
+    write_volumes([Volume(noisy.astype(np.float32), (4.0, 1.0, 1.0))], cases / "noisy.nii.gz")
+    plain = _predict(cases / "alike.nii.gz", tmp_path / "plain", model)
+    adapted = _predict(cases, tmp_path / "adapted", model, iterations=3)
+    skipped = json.loads((tmp_path / "adapted" / "alike.json").read_text())["adaptation"]
+    assert skipped["iterations"] == 0 and skipped["need"]["adapt"] is False, skipped
+    assert skipped["need"]["nearest"] in ("p01", "p02") and "like p0" in skipped["skipped"], skipped
+    np.testing.assert_array_equal(adapted["alike"], plain["alike"])
+    tuned = json.loads((tmp_path / "adapted" / "noisy.json").read_text())["adaptation"]
+    assert tuned["need"]["adapt"] is True and tuned["iterations"] == 3, tuned
+    assert set(tuned["need"]["unlike"]) & {"noise", "contrast"}, tuned  # the noise shows, on a background or not
+    always = _predict(cases / "alike.nii.gz", tmp_path / "always", model, iterations=3, when="always")
+    record = json.loads((tmp_path / "always" / "alike.json").read_text())["adaptation"]
+    assert record["iterations"] == 3 and record["need"]["adapt"] is False and "skipped" not in record
+    assert always["alike"].shape == plain["alike"].shape

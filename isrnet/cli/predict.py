@@ -62,10 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--adapt-minutes", type=positive_float, metavar="M",
                         help="before predicting each case, fine-tune a copy of the model on that case alone for M "
                              "minutes (self-supervised, its own slice profile; the guard keeps the start when it "
-                             "is not beaten). Default: off")
+                             "is not beaten). Only cases unlike the model's dataset are fine-tuned (see "
+                             "--adapt-when). Default: off")
     budget.add_argument("--adapt-iterations", type=positive_int, metavar="N",
                         help="as --adapt-minutes, but a fixed number of iterations (reproducible)")
     adapt.add_argument("--adapt-seed", type=int, default=12345, help="seed of the per-case fine-tuning")
+    adapt.add_argument("--adapt-when", choices=("unlike", "always"), default="unlike",
+                       help="unlike (default): fine-tune only a case whose noise, contrast or slice profile is unlike "
+                            "every case the model was fine-tuned on (the sidecar says why a case was skipped); "
+                            "always: every case")
     adapt.add_argument("--save-adapted", action="store_true",
                        help="keep each case's weights in OUT/adapted_weights/CASE.pth (+ CASE.json provenance); "
                             "predict with them again via -m OUT/adapted_weights/CASE.pth")
@@ -92,7 +97,7 @@ def predict(args: argparse.Namespace) -> int:
                                   whole_slices=args.whole_slices)
     output = OutputFormat(args.output_format, args.dicom_reference, args.anonymise)
     adaptation = AdaptationOptions(args.adapt_minutes, args.adapt_iterations, args.adapt_seed,
-                                   save=args.save_adapted)
+                                   save=args.save_adapted, when=args.adapt_when)
     options = PredictOptions(settings, args.dtype, args.device, args.processes, args.num_parts, args.part_id,
                              output, args.amp, adaptation)
     results = predict_paths(args.input, args.output, model, options)

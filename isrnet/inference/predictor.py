@@ -154,6 +154,8 @@ class Predictor:
         adapted: Adapted = adapt_to_case(start, AdaptationCase(case, volume, axis,
                                                                self.resolve_factor(volume, settings, axis), profile,
                                                                source), options, save_to)
+        if adapted.skipped:  # like the dataset's cases: predicted with these weights as they are
+            return self, adapted.record
         network = network_from_checkpoint({"network": adapted.network, "state_dict": adapted.weights})
         predictor = self.with_network(network, f"{self.description}, adapted to {case} ({adapted.summary})")
         predictor.weights = adapted.record.get("saved_weights")

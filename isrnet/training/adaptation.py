@@ -8,7 +8,10 @@ weights + a record out).
 What runs is ssft on a one-case dataset that exists only in memory: the case is planned as
 `isr_plan_and_preprocess` would plan it (patch and batch size for the device, the ssft stage's fine-tuning rate
 and warm-up), the training pairs come from the case itself with its slice profile, and the never-worse guard of
-the trainer keeps the starting weights when the held-out pairs of this case say fine-tuning made them worse.
+the trainer keeps the starting weights when the held-out pairs of this case or its hidden real slices say
+fine-tuning made them worse (training/guard.py). A case like the cases the start was fine-tuned on
+(adaptation_need.py: noise, contrast, slice profile) is not fine-tuned at all unless `when='always'`: the record
+says why.
 The run's files live in a temporary folder; `save_to` keeps the chosen weights as `<case>.pth` with a
 provenance `<case>.json` (and the starting plans as `plans.json`, so `-m FOLDER/<case>.pth` predicts with the same
 per-case settings). Prediction calls this through `Predictor.adapted_to` (isr_predict --adapt-minutes).
@@ -34,8 +37,9 @@ from isrnet.experiment_planning.plans_file import set_plans_value
 from isrnet.imageio.geometry import slices_first
 from isrnet.imageio.volume import Volume
 from isrnet.intensity import DEFAULT_NORMALISATION
-from isrnet.preprocessing.preprocessor import crop_box, normalised_noise_sigma, prepare_volume
+from isrnet.preprocessing.preprocessor import crop_box, load_training_cases, normalised_noise_sigma, prepare_volume
 from isrnet.stages import DatasetKind
+from isrnet.training.adaptation_need import Appearance, adaptation_need, appearance
 from isrnet.training.checkpointing import load_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.initialisation import Initialisation
@@ -44,7 +48,8 @@ from isrnet.training.trainer import Trainer
 from isrnet.utilities.files import save_json
 from isrnet.utilities.provenance import command_line
 
-ADAPTED_FOLDER = "adapted_weights"  # under the prediction's output folder, with --save-adapted
+ADAPTED_FOLDER = "adapted_weights"
+ADAPT_WHEN = ("unlike", "always")  # under the prediction's output folder, with --save-adapted
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class AdaptationOptions:
     seed: int = 12345
     workers: int = 1  # background sampling processes per case (0: in the predicting process)
     save: bool = False  # keep each case's weights in OUT/adapted_weights/<case>.pth (+ <case>.json)
+    when: str = "unlike"  # 'unlike': only cases unlike the start's dataset (adaptation_need.py); 'always'
     plans_overrides: dict = field(default_factory=dict)  # dotted keys of the case's plans, e.g. training.batch_size
 
     def __post_init__(self) -> None:
@@ -64,6 +70,8 @@ class AdaptationOptions:
             raise IsrnetError("--adapt-minutes must be > 0 and --adapt-iterations >= 1")
         if self.save and not self.enabled:
             raise IsrnetError("--save-adapted needs --adapt-minutes or --adapt-iterations")
+        if self.when not in ADAPT_WHEN:
+            raise IsrnetError(f"--adapt-when '{self.when}' is unknown; use one of {', '.join(ADAPT_WHEN)}")
 
     @property
     def enabled(self) -> bool:
@@ -102,9 +110,12 @@ class Adapted:
     record: dict
     kept_start: bool
     iterations: int
+    skipped: bool = False  # not fine-tuned at all: the case is like the start's dataset (record['need'])
 
     @property
     def summary(self) -> str:
+        if self.skipped:
+            return "not adapted: like the dataset's cases"
         return "start kept by the guard" if self.kept_start else f"{self.iterations} iterations"
 
 
@@ -132,6 +143,17 @@ def _training_case(volume: Volume, case: str, axis: int, entry: dict, plans: Pla
     spacing = [volume.spacing[a] for a in inversion.transpose_forward]
     return array, {"case": case, "spacing": spacing, "slice_profile": plans.cases[case].slice_profile.plan_record(),
                    "noise_sigma": normalised_noise_sigma(volume, inversion)}
+
+
+def dataset_appearances(plans: Plans | None) -> list[Appearance] | None:
+    """The appearance of every case of the dataset the start was fine-tuned on (None: the start was not fine-tuned
+    on target scans, or their preprocessed data is not on this machine)."""
+    if plans is None or not plans.is_target:
+        return None
+    try:
+        return [appearance(array, properties) for array, properties in load_training_cases(plans.dataset, plans)]
+    except (IsrnetError, OSError):
+        return None
 
 
 def _with_family(start: StartingPoint, case: AdaptationCase) -> SliceProfile:
@@ -162,20 +184,27 @@ def adapt_to_case(start: StartingPoint, case: AdaptationCase, options: Adaptatio
         overrides["budget_minutes"] = options.minutes
     config = TrainingConfig.from_plans(plans, "ssft", overrides)
     config.extra["trained_factors"] = list(start.trained_factors) if start.trained_factors else None
-    samplers = build_samplers(plans.sampler, [_training_case(case.volume, case.name, case.slice_axis, entry, plans)],
-                              plans.network["kwargs"]["context"])
+    training_case = _training_case(case.volume, case.name, case.slice_axis, entry, plans)
+    need = adaptation_need(appearance(*training_case), dataset_appearances(start.plans))
+    if not need.adapt and options.when == "unlike":
+        record = {"start_weights": start.description, "start_weights_file": start.weights_file, "iterations": 0,
+                  "seconds": round(time.time() - started, 1), "kept": "start", "skipped": need.reason,
+                  "need": need.as_record(), "slice_profile": profile.as_record()}
+        return Adapted(start.weights, start.network, record, True, 0, skipped=True)
+    samplers = build_samplers(plans.sampler, [training_case], plans.network["kwargs"]["context"])
     weights = {key: value.detach().cpu().clone() for key, value in start.weights.items()}
     with tempfile.TemporaryDirectory(prefix="isrnet_adapt_") as folder:
         trainer = Trainer(config, samplers[0], samplers[1], Path(folder), plans,
                           Initialisation(weights, start.description, start.weights_file), command_start=started,
-                          command=command_line())
+                          command=command_line(), witness_cases=[training_case])
         trainer.run()
         final = load_checkpoint(Path(folder) / "checkpoint_final.pth")
         guard = trainer.guard or {}
         record = {"start_weights": start.description, "start_weights_file": start.weights_file,
                   "iterations": trainer.iteration, "seconds": round(time.time() - started, 1),
                   "budget_minutes": options.minutes, "fixed_iterations": options.iterations, "seed": options.seed,
-                  "kept": guard.get("kept"), "guard": guard, "slice_profile": profile.as_record(),
+                  "kept": guard.get("kept"), "guard": guard, "need": need.as_record(),
+                  "slice_profile": profile.as_record(),
                   "threads": trainer.threads}
         if save_to is not None:
             record["saved_weights"] = str(_save_adapted(Path(folder) / "checkpoint_final.pth", save_to, case, start,
