@@ -130,3 +130,22 @@ def test_mrft_with_contrast_randomisation_keeps_context_and_targets_in_one_contr
     context_mean = batch.context.mean(axis=(1, 2, 3))
     target_mean = batch.targets.mean(axis=(1, 2, 3))
     np.testing.assert_allclose(target_mean, context_mean, rtol=0.2, atol=0.02)
+
+
+def test_ssft_wide_gap_pairs_train_at_twice_the_spacing_and_never_validate() -> None:
+    """sampler.wide_gap_share: that share of the training in-plane pairs is simulated at twice the slice spacing
+    (the hidden-slice witness's gap), with the same thickness; validation pairs keep the case's own gap."""
+    from isrnet.networks.slice_synth import conditioning_vector
+    z, y, x = np.indices((12, 64, 64), dtype=np.float32)
+    volume = z + 2 * y + 3 * x
+    properties = {"case": "r", "spacing": [4.0, 1.0, 1.0], "slice_thickness": 4.0}
+    own, wide = conditioning_vector(4.0, 1.0), conditioning_vector(8.0, 0.5)
+    for share, split, expected in ((1.0, "train", wide), (1.0, "val", own), (0.0, "train", own)):
+        sampler = SsftSampler([(volume, properties)], "inplane", split=split, wide_gap_share=share)
+        batch = sampler.sample(np.random.default_rng(5), 6, 24)
+        np.testing.assert_allclose(batch.conditioning, np.tile(expected, (6, 1)), rtol=1e-6)
+        check_linear_in_t(batch, 1e-2)
+    mixed = SsftSampler([(volume, properties)], "inplane", wide_gap_share=0.5).sample(np.random.default_rng(6), 16, 24)
+    assert 0 < int(np.isclose(mixed.conditioning, wide).all(axis=1).sum()) < 16
+    with pytest.raises(IsrnetError, match="wide_gap_share"):
+        SsftSampler([(volume, properties)], "inplane", wide_gap_share=1.5)

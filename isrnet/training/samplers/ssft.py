@@ -8,6 +8,9 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
 - 'slices': every second or third real slice is removed and predicted from the rest (test-time images,
   but twice the gap and thick targets).
 - 'both': each sample is drawn from one of the two at random (half each).
+With `wide_gap_share` > 0, that share of the training (not validation) in-plane pairs is simulated at twice the
+slice spacing with the same thickness: the gap of hidden real slices, which the guard's witness
+(training/hidden_slice_witness.py) predicts, so fine-tuning does not unlearn it.
 
 The slice profile (thickness and family) comes from each case's plan (joined to the preprocessed properties as
 the record `slice_profile`), so a case planned with `cases.NAME.slice_profile.family=rect` is simulated with a
@@ -46,7 +49,7 @@ class SsftSampler:
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
                  targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1,
-                 noise_matching: bool = True) -> None:
+                 noise_matching: bool = True, wide_gap_share: float = 0.0) -> None:
         if pairs not in PAIR_MODES:
             raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
                               f"{', '.join(PAIR_MODES)}")
@@ -61,6 +64,9 @@ class SsftSampler:
                                                       f"cases.{properties['case']}.slice_profile.family)")
         self.cases, self.pairs, self.context, self.targets = cases, pairs, context, targets_per_sample
         self.split, self.fraction, self.noise_matching = split, validation_fraction, bool(noise_matching)
+        if not 0.0 <= wide_gap_share <= 1.0:
+            raise IsrnetError(f"sampler.wide_gap_share {wide_gap_share} must be between 0 and 1")
+        self.wide_gap_share = float(wide_gap_share) if split == "train" else 0.0  # validation: the case's own gap
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
@@ -79,9 +85,13 @@ class SsftSampler:
         s, dy, dx = properties["spacing"]
         slice_profile = _profile(properties)
         thickness, profile = slice_profile.thickness_mm, slice_profile.family
+        if self.wide_gap_share and rng.random() < self.wide_gap_share:
+            s_gap = 2.0 * s  # twice the spacing (the gap of hidden real slices), same thickness
+        else:
+            s_gap = s
         axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
-        step, thickness_voxels = s / d_axis, thickness / d_axis
+        step, thickness_voxels = s_gap / d_axis, thickness / d_axis
         moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
         length = block_length(step, thickness_voxels, profile, self.context)
         z_needed = int(np.ceil(patch * d_other / s)) + 3
@@ -101,7 +111,7 @@ class SsftSampler:
             context = top_up_noise(context, float(properties.get("noise_sigma", 0.0)),
                                    kept_noise_variance(thickness_voxels, profile), rng)
         context, positions, truth = augment(context, positions, truth, rng)
-        return context, positions, truth, s / min(dy, dx), thickness / s
+        return context, positions, truth, s_gap / min(dy, dx), thickness / s_gap
 
     def _slices(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
         s, dy, dx = properties["spacing"]
