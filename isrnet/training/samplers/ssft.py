@@ -10,7 +10,8 @@ Two ways to build pairs, chosen by `sampler.pairs` in plans.json:
 - 'both': each sample is drawn from one of the two at random (half each).
 With `wide_gap_share` > 0, that share of the training (not validation) in-plane pairs is simulated at twice the
 slice spacing with the same thickness: the gap of hidden real slices, which the guard's witness
-(training/hidden_slice_witness.py) predicts, so fine-tuning does not unlearn it.
+(training/hidden_slice_witness.py) predicts, so fine-tuning does not unlearn it; not where twice the gap is a
+factor beyond those mrft trains on.
 
 The slice profile (thickness and family) comes from each case's plan (joined to the preprocessed properties as
 the record `slice_profile`), so a case planned with `cases.NAME.slice_profile.family=rect` is simulated with a
@@ -37,6 +38,7 @@ from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pai
 from isrnet.training.samplers.mrft import FOREGROUND_TRIES
 
 PAIR_MODES = ("inplane", "slices", "both")
+WIDE_GAP_MAX_FACTOR = 8.0  # no wide pairs beyond the largest factor mrft trains on (the stage table's factor_range)
 
 
 class SsftSampler:
@@ -85,10 +87,9 @@ class SsftSampler:
         s, dy, dx = properties["spacing"]
         slice_profile = _profile(properties)
         thickness, profile = slice_profile.thickness_mm, slice_profile.family
-        if self.wide_gap_share and rng.random() < self.wide_gap_share:
+        s_gap = s
+        if self.wide_gap_share and 2.0 * s / min(dy, dx) <= WIDE_GAP_MAX_FACTOR and rng.random() < self.wide_gap_share:
             s_gap = 2.0 * s  # twice the spacing (the gap of hidden real slices), same thickness
-        else:
-            s_gap = s
         axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
         step, thickness_voxels = s_gap / d_axis, thickness / d_axis
