@@ -26,5 +26,5 @@ LOSS_NAMES = ("l1", "l2")
 
 # The never-worse guard's rules by name (plans key training.guard): which signals must agree before a run that
 # started from weights keeps its own. Implemented in training/guard.py; named here so planning can check them.
-GUARD_RULES = ("validation", "validation+witness")
-DEFAULT_GUARD = "validation+witness"
+GUARD_RULES = ("validation", "witness", "validation+witness")
+DEFAULT_GUARD = "witness"

@@ -61,7 +61,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # twice the slice spacing, the gap the guard's hidden-slice witness predicts (training/samplers/ssft.py)
     Stage("ssft", DatasetKind.TARGET, "mrft", "error",
           {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1,
-           "noise_matching": True, "wide_gap_share": 0.0},
+           "noise_matching": True, "wide_gap_share": 0.25},
           {"cpu": 8.0, "cuda": 8.0}, lr=2e-4, warmup_fraction=0.1),
     Stage("supervised", DatasetKind.TARGET, "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
           "factor_range", pipeline=False),

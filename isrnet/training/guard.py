@@ -7,8 +7,9 @@ It decides on up to two signals, each the PSNR of the starting and of the final 
 
 Rules (plans key `training.guard`; what each measured: documentation/training.md):
   validation           keep the fine-tuned weights when their validation PSNR is not below the start's
-  validation+witness   ... and the witness's is not below the start's either (a run without a witness, e.g. a
-                       case too thin to hide slices of, falls back to the validation and says so)
+  witness              ... when the witness's is not below the start's (the validation only decides a run
+                       without a witness, e.g. cases too thin to hide slices of, and the reason says so)
+  validation+witness   ... when neither is below the start's (the same fallback)
 """
 from __future__ import annotations
 
@@ -42,11 +43,12 @@ def decide(rule: str, validation: Signal, witness: Signal | None) -> tuple[str, 
     check_guard(rule)
     signals = [("final validation PSNR", validation)]
     note = ""
-    if rule == "validation+witness":
+    if rule != "validation":
         if witness is None:
             note = " (no hidden-slice witness for these cases: validation alone)"
         else:
-            signals.append(("hidden real slices", witness))
+            signals = signals + [("hidden real slices", witness)] if rule == "validation+witness" else \
+                [("hidden real slices", witness)]
     against = [(name, signal) for name, signal in signals if signal.says == "start"]
     shown = against or signals
     return ("start" if against else "fine-tuned"), "; ".join(signal.text(name) for name, signal in shown) + note

@@ -1,0 +1,29 @@
+"""The never-worse guard's rules (training/guard.py): which signals decide."""
+from __future__ import annotations
+
+import pytest
+
+from isrnet.errors import IsrnetError
+from isrnet.training.guard import Signal, decide
+
+BETTER, WORSE = Signal(20.0, 20.5), Signal(20.0, 19.8)
+
+
+@pytest.mark.parametrize("rule, validation, witness, kept", [
+    ("validation", BETTER, WORSE, "fine-tuned"), ("validation", WORSE, BETTER, "start"),
+    ("witness", BETTER, WORSE, "start"), ("witness", WORSE, BETTER, "fine-tuned"),
+    ("validation+witness", BETTER, WORSE, "start"), ("validation+witness", WORSE, BETTER, "start"),
+    ("validation+witness", BETTER, BETTER, "fine-tuned"),
+])
+def test_each_rule_listens_to_its_signals(rule, validation, witness, kept) -> None:
+    assert decide(rule, validation, witness)[0] == kept
+
+
+def test_without_a_witness_the_validation_decides_and_the_reason_says_so() -> None:
+    for rule in ("witness", "validation+witness"):
+        kept, reason = decide(rule, WORSE, None)
+        assert kept == "start" and "validation alone" in reason
+        assert decide(rule, BETTER, None)[0] == "fine-tuned"
+    assert "hidden real slices 19.80 dB < the start's 20.00 dB" in decide("witness", BETTER, WORSE)[1]
+    with pytest.raises(IsrnetError, match="training.guard 'oracle' is unknown"):
+        decide("oracle", BETTER, None)
