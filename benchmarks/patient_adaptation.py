@@ -181,8 +181,7 @@ def need_summary(table: pd.DataFrame) -> str:
     """Adaptation's gain where `isr_predict --adapt-when unlike` (the default) would adapt and where it skips."""
     if "rule_adapts" not in table:
         return ""
-    lines = ["
-the skip rule (training/adaptation_need.py; every case was adapted here to judge it):"]
+    lines = ["\nthe skip rule (training/adaptation_need.py; every case was adapted here to judge it):"]
     for adapts, part in table.groupby(table.rule_adapts.astype(bool)):
         lines.append(f"  {'adapted' if adapts else 'skipped'}: {len(part)} runs, gain over dataset ssft mean "
                      f"{part.gain.mean():+.3f} dB (worst {part.gain.min():+.3f}, best {part.gain.max():+.3f})")

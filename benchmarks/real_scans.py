@@ -6,7 +6,7 @@ predicted by linear and cubic interpolation, the pre-trained weights, ssft train
 --hidden-slices` scores them (best blur width per method and case). Every real scan is judging material: nothing
 trains or tunes on them (see sources.py).
 Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
-       [--weights FILE.pth] [--no-ssft] [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores;
+       [--weights FILE.pth] [--no-ssft] [--set KEY=VALUE ...] [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores;
        with --no-ssft, which judges the pre-trained weights alone, well under a minute)
 real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
 """
@@ -36,7 +36,7 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     shutil.copy(source, inputs / f"{name}{image_ending(source)}")
     options = HiddenSliceOptions(keep_every=args.keep_every, ssft=args.ssft, budget_minutes=args.budget_minutes,
                                  adapt_minutes=args.adapt_minutes if args.ssft else None, output=out / name,
-                                 seed=args.seed, weights=args.weights)
+                                 seed=args.seed, weights=args.weights, plans_overrides=args.settings)
     result = run_hidden_slices(inputs, options)
     print(result.text, flush=True)
     table = result.table.copy()
@@ -109,8 +109,12 @@ def main() -> None:
     parser.add_argument("--no-ssft", dest="ssft", action="store_false",
                         help="judge the pre-trained weights only (no ssft, no adaptation)")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/real_scans"))
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="plans keys of each thinned scan's dataset, e.g. sampler.wide_gap_share=0.25")
     parser.add_argument("--report", action="store_true", help="only print the report of real_scans.csv in --out")
     args = parser.parse_args()
+    from isrnet.cli.common import parse_overrides
+    args.settings = parse_overrides(args.settings)
     out = args.out.resolve()
     if args.report:
         report(pd.read_csv(out / "real_scans.csv"), out)

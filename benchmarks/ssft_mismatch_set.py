@@ -8,7 +8,10 @@ thick-slice acquisition (stored as NIfTI, thickness not stated: planning estimat
   x2.5       Gaussian 2.5 mm every 2.5 mm           x6         Gaussian 6 mm every 6 mm
   oblique    Gaussian 4 mm every 4 mm, anatomy tilted 20 degrees to the slices, oblique header
 For each case, seed and budget: PSNR against the reference (isr_benchmark's metric) of the starting (shipped
-mrft) weights and of ssft, whether the guard kept the start, and ssft - start.
+mrft) weights and of ssft, whether the guard kept the start, and ssft - start; the fine-tuned weights' own gain
+(tuned_gain: scored from checkpoint_latest.pth when the guard turned them down) and the two signals the guard can
+decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the case), from which
+the summary counts each rule's false keeps and false rejects.
 Arms: 'estimated' (the default pipeline) and, with --arms estimated old, the old assumption (Gaussian,
 FWHM = spacing) for comparison.
 Usage: python benchmarks/ssft_mismatch_set.py [--cases gap rect ...] [--seeds 1 2] [--budgets 2 4 8]
@@ -110,7 +113,7 @@ def write_case(folder: Path, name: str, low: Volume, reference: Volume, acquisit
 
 
 def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: str, seed: int, budget: float,
-             fine: np.ndarray, source: str = "deepmriprep") -> dict:
+             fine: np.ndarray, source: str = "deepmriprep", variant: str = "", settings: dict | None = None) -> dict:
     """Plan, fine-tune and benchmark one (case, arm, seed, budget)."""
     from isrnet.benchmarking import BenchmarkOptions, run_benchmark
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
@@ -121,8 +124,8 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
         write_case(folder, dataset.split("_", 1)[1], *make_case(fine, acquisition, seed=0), acquisition)
     overrides = {} if arm == "estimated" else {"cases.*.slice_profile.thickness_mm": acquisition.spacing,
                                                "cases.*.slice_profile.family": "gaussian"}
-    plans = plan_and_preprocess(dataset, PlanOptions(overrides=overrides))
-    tag = f"s{seed}b{budget:g}"
+    plans = plan_and_preprocess(dataset, PlanOptions(overrides={**overrides, **(settings or {})}))
+    tag = f"s{seed}b{budget:g}{variant}"
     run = run_training(dataset, "ssft", TrainingOptions(budget_minutes=budget, seed=seed, tag=tag))
     result = run_benchmark(dataset, BenchmarkOptions(upper_bound=False, classic=("cubic",)))
     label = next(m.label for m in result.models if m.run is not None and m.run.tag == tag)
@@ -130,13 +133,28 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     record = run.record()
     psnr = result.summary["psnr_synth"]
     case_plan = plans.cases["brain"]
-    return {"source": source, "case": name, "arm": arm, "seed": seed, "budget_min": budget,
+    guard = record.guard or {}
+    witness = guard.get("hidden_slices") or {}
+    tuned = psnr[label] if guard.get("kept") != "start" else fine_tuned_psnr(dataset, plans, run)
+    return {"source": source, "case": name, "arm": arm, "variant": variant, "seed": seed, "budget_min": budget,
             "thickness_mm": case_plan.slice_profile.thickness_mm, "true_thickness_mm": acquisition.thickness,
             "iterations": record.iterations_done, "cubic": psnr["cubic B-spline"], "start": psnr[start],
-            "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": (record.guard or {}).get("kept", "")}
+            "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": guard.get("kept", ""),
+            "tuned_gain": tuned - psnr[start], "validation_gain": guard.get("final_psnr", np.nan) -
+            guard.get("start_psnr", np.nan), "witness_gain": witness.get("final_psnr", np.nan) -
+            witness.get("start_psnr", np.nan)}
 
 
-CELL_KEY = ["source", "case", "arm", "seed", "budget_min"]
+def fine_tuned_psnr(dataset: str, plans, run) -> float:
+    """PSNR over synthesised slices of the run's fine-tuned weights (checkpoint_latest.pth), which the guard turned
+    down, so false rejects can be counted."""
+    from isrnet.benchmarking.benchmark import BenchmarkModel, benchmark, load_cases
+    model = BenchmarkModel("fine-tuned", run.folder / "checkpoint_latest.pth", "run", run)
+    table, _ = benchmark(load_cases(dataset, plans, None), [model], classic=(), log=lambda _: None)
+    return float(table.psnr_synth.mean())
+
+
+CELL_KEY = ["source", "case", "arm", "variant", "seed", "budget_min"]
 
 
 def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
@@ -147,6 +165,33 @@ def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([row])], ignore_index=True).sort_values(CELL_KEY, ignore_index=True)
 
 
+GUARD_RULES = {  # rule name: keep the fine-tuned weights when ... (a row of the table)
+    "validation": lambda row: row.validation_gain >= 0,
+    "witness": lambda row: row.witness_gain >= 0,
+    "both": lambda row: row.validation_gain >= 0 and row.witness_gain >= 0,
+}
+
+
+def guard_summary(table: pd.DataFrame, tolerance: float = 0.02, worth: float = 0.2) -> str:
+    """Per guard rule over the cells that recorded both signals: false keeps (kept, but more than `tolerance` dB
+    below the start against the reference), false rejects among cells where fine-tuning gained >= `worth` dB, and
+    the mean and worst result over the start."""
+    rows = table.dropna(subset=["tuned_gain", "validation_gain", "witness_gain"]) if "witness_gain" in table else []
+    if not len(rows):
+        return "the guard table needs cells with the witness recorded (tuned_gain, validation_gain, witness_gain)"
+    lines = [f"the guard's rules over {len(rows)} cells (reference PSNR; false keep: kept and < -{tolerance} dB; "
+             f"false reject: turned down a gain >= {worth} dB):"]
+    for rule, keeps in GUARD_RULES.items():
+        kept = rows.apply(keeps, axis=1)
+        result = np.where(kept, rows.tuned_gain, 0.0)
+        false_keeps = int((kept & (rows.tuned_gain < -tolerance)).sum())
+        worthwhile = rows.tuned_gain >= worth
+        false_rejects = int((~kept & worthwhile).sum())
+        lines.append(f"  {rule:<10} false keeps {false_keeps}/{len(rows)}, false rejects {false_rejects}/"
+                     f"{int(worthwhile.sum())}, mean {result.mean():+.2f} dB, worst {result.min():+.2f} dB")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -155,25 +200,36 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[2.0, 4.0, 8.0])
     parser.add_argument("--arms", nargs="+", choices=("estimated", "old"), default=["estimated"])
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/ssft_mismatch"))
+    parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="plans keys for every cell (e.g. sampler.wide_gap_share=0.25); name them with --variant")
+    parser.add_argument("--variant", default="", help="a name for the --set cells (their runs' tag and table column)")
     add_sources_argument(parser)
     args = parser.parse_args()
+    from isrnet.cli.common import parse_overrides
+    settings = parse_overrides(args.settings)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     table_file = out / "ssft_mismatch.csv"
     table = pd.read_csv(table_file) if table_file.is_file() else pd.DataFrame()  # earlier invocations' cells
     if len(table) and "source" not in table:
         table.insert(0, "source", "deepmriprep")  # written before --sources existed
+    if len(table) and "variant" not in table:
+        table.insert(3, "variant", "")  # written before --variant existed
+    table["variant"] = table["variant"].fillna("")
     for source in args.sources:
         folder, fine = out / source, high_resolution(source)
         with paths.folders_under(folder):
             for name, arm, seed, budget in itertools.product(args.cases, args.arms, args.seeds, args.budgets):
-                row = run_cell(folder, list(CASES).index(name), name, CASES[name], arm, seed, budget, fine, source)
+                row = run_cell(folder, list(CASES).index(name), name, CASES[name], arm, seed, budget, fine, source,
+                               args.variant, settings)
                 print(pd.DataFrame([row]).to_string(index=False, float_format="{:.2f}".format), flush=True)
                 table = merge_row(table, row)
                 table.to_csv(table_file, index=False, float_format="%.4f")
     print(table.to_string(index=False, float_format="{:.2f}".format))
     print("\nssft - start (dB) per source (role: see benchmarks/sources.py):")
     print(spread_summary(table, "source", "gain"))
+    for variant, part in table.groupby("variant"):
+        print(f"\nvariant '{variant or 'default'}': " + guard_summary(part))
     for arm, part in table.groupby("arm"):
         fine_tuned = part[part.kept != "start"]
         print(f"{arm}: ssft >= start - 0.02 dB in {int((part.gain >= -0.02).sum())}/{len(part)} runs; the start was "
