@@ -48,8 +48,8 @@ from isrnet.training.trainer import Trainer
 from isrnet.utilities.files import save_json
 from isrnet.utilities.provenance import command_line
 
-ADAPTED_FOLDER = "adapted_weights"
-ADAPT_WHEN = ("unlike", "always")  # under the prediction's output folder, with --save-adapted
+ADAPTED_FOLDER = "adapted_weights"  # under the prediction's output folder, with --save-adapted
+ADAPT_WHEN = ("unlike", "always")  # AdaptationOptions.when: which cases are fine-tuned (isr_predict --adapt-when)
 
 
 @dataclass(frozen=True)
