@@ -141,8 +141,8 @@ class Trainer:
                               Signal(witness["start_psnr"], witness["final_psnr"]) if witness else None)
         if kept == "start":
             self.network.load_state_dict(starting)
-        self._log(f"guard ({self.config.guard}): kept the {'starting' if kept == 'start' else 'fine-tuned'} "
-                  f"weights ({reason})")
+        self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights (rule "
+                  f"{self.config.guard}: {reason})")
         return {"kept": kept, "reason": reason, "rule": self.config.guard, "start_psnr": start["psnr"],
                 "final_psnr": final["psnr"], **({"hidden_slices": witness} if witness else {})}
 
