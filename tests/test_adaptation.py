@@ -140,7 +140,7 @@ def test_adaptation_skips_a_case_like_the_dataset_and_records_why(scans, folders
     write_volumes([Volume(clean, (4.0, 1.0, 1.0))], cases / "alike.nii.gz")
     write_volumes([Volume(noisy.astype(np.float32), (4.0, 1.0, 1.0))], cases / "noisy.nii.gz")
     plain = _predict(cases / "alike.nii.gz", tmp_path / "plain", model)
-    adapted = _predict(cases, tmp_path / "adapted", model, iterations=3)
+    adapted = _predict(cases, tmp_path / "adapted", model, iterations=3, when="unlike")
     skipped = json.loads((tmp_path / "adapted" / "alike.json").read_text())["adaptation"]
     assert skipped["iterations"] == 0 and skipped["need"]["adapt"] is False, skipped
     assert skipped["need"]["nearest"] in ("p01", "p02") and "like p0" in skipped["skipped"], skipped
@@ -148,7 +148,7 @@ def test_adaptation_skips_a_case_like_the_dataset_and_records_why(scans, folders
     tuned = json.loads((tmp_path / "adapted" / "noisy.json").read_text())["adaptation"]
     assert tuned["need"]["adapt"] is True and tuned["iterations"] == 3, tuned
     assert set(tuned["need"]["unlike"]) & {"noise", "contrast"}, tuned  # the noise shows, on a background or not
-    always = _predict(cases / "alike.nii.gz", tmp_path / "always", model, iterations=3, when="always")
+    always = _predict(cases / "alike.nii.gz", tmp_path / "always", model, iterations=3)  # the default: always
     record = json.loads((tmp_path / "always" / "alike.json").read_text())["adaptation"]
     assert record["iterations"] == 3 and record["need"]["adapt"] is False and "skipped" not in record
     assert always["alike"].shape == plain["alike"].shape

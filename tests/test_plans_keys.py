@@ -163,6 +163,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "training.warmup_fraction": (0.5, lambda p, t: _lr_at_start(p, t), False),
     "training.weight_decay": (1e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["weight_decay"], False),
     "training.loss": ("l2", lambda p, t: _trainer(p, t).loss.__name__, False),
+    "training.guard": ("validation", lambda p, t: _trainer(p, t).config.guard, False),
     "training.validation_every": (7, lambda p, t: _config(p).validation_every, False),
     "training.validation_batches": (2, lambda p, t: _config(p).validation_batches, False),
     "training.checkpoint_every_seconds": (5.0, lambda p, t: _config(p).checkpoint_every_seconds, False),
@@ -171,6 +172,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "sampler.pairs": ("slices", lambda p, t: _batch(p).conditioning.round(4).tolist(), False),
     "sampler.targets_per_sample": (2, lambda p, t: _batch(p).targets.shape, False),
     "sampler.noise_matching": (False, lambda p, t: float(_batch(p, noise_sigma=0.05).context.sum()), False),
+    "sampler.wide_gap_share": (1.0, lambda p, t: _batch(p).conditioning.round(4).tolist(), False),
     "sampler.validation_fraction": (0.6, lambda p, t: float(_batch(p, "val").targets.sum()), False),
     "cases.*.slice_axis": (1, lambda p, t: _preprocessed(p)["a"].shape, True),
     "cases.*.factor": (2.0, _prediction_slices, False),
@@ -244,6 +246,7 @@ def test_isr_train_set_changes_the_simulated_profile(keys_dataset) -> None:
 
 @pytest.mark.parametrize("key, value, message", [
     ("training.loss", "l3", "training.loss 'l3' is unknown"),
+    ("training.guard", "oracle", "training.guard 'oracle' is unknown"),
     ("cases.*.slice_profile.family", "triangle", "family 'triangle' is unknown"),
     ("cases.*.slice_thickness", 2.0, "now cases.*.slice_profile.thickness_mm"),
     ("normalisation", "zscore", "normalisation 'zscore' is unknown"),

@@ -62,15 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--adapt-minutes", type=positive_float, metavar="M",
                         help="before predicting each case, fine-tune a copy of the model on that case alone for M "
                              "minutes (self-supervised, its own slice profile; the guard keeps the start when it "
-                             "is not beaten). Only cases unlike the model's dataset are fine-tuned (see "
-                             "--adapt-when). Default: off")
+                             "is not beaten; see --adapt-when). Default: off")
     budget.add_argument("--adapt-iterations", type=positive_int, metavar="N",
                         help="as --adapt-minutes, but a fixed number of iterations (reproducible)")
     adapt.add_argument("--adapt-seed", type=int, default=12345, help="seed of the per-case fine-tuning")
-    adapt.add_argument("--adapt-when", choices=("unlike", "always"), default="unlike",
-                       help="unlike (default): fine-tune only a case whose noise, contrast or slice profile is unlike "
-                            "every case the model was fine-tuned on (the sidecar says why a case was skipped); "
-                            "always: every case")
+    adapt.add_argument("--adapt-when", choices=("always", "unlike"), default="always",
+                       help="always (default): every case; unlike: fine-tune only a case whose noise, contrast or "
+                            "slice profile is unlike every case the model was fine-tuned on (the sidecar says why a "
+                            "case was skipped; it chose well on our development mix, not on an unseen source)")
     adapt.add_argument("--save-adapted", action="store_true",
                        help="keep each case's weights in OUT/adapted_weights/CASE.pth (+ CASE.json provenance); "
                             "predict with them again via -m OUT/adapted_weights/CASE.pth")

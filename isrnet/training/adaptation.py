@@ -10,8 +10,8 @@ What runs is ssft on a one-case dataset that exists only in memory: the case is 
 and warm-up), the training pairs come from the case itself with its slice profile, and the never-worse guard of
 the trainer keeps the starting weights when the held-out pairs of this case or its hidden real slices say
 fine-tuning made them worse (training/guard.py). A case like the cases the start was fine-tuned on
-(adaptation_need.py: noise, contrast, slice profile) is not fine-tuned at all unless `when='always'`: the record
-says why.
+(adaptation_need.py: noise, contrast, slice profile) is not fine-tuned at all with `when='unlike'`: the record
+says why (the rule held on the development mix, not on an unseen source: documentation/prediction_and_evaluation.md).
 The run's files live in a temporary folder; `save_to` keeps the chosen weights as `<case>.pth` with a
 provenance `<case>.json` (and the starting plans as `plans.json`, so `-m FOLDER/<case>.pth` predicts with the same
 per-case settings). Prediction calls this through `Predictor.adapted_to` (isr_predict --adapt-minutes).
@@ -49,7 +49,7 @@ from isrnet.utilities.files import save_json
 from isrnet.utilities.provenance import command_line
 
 ADAPTED_FOLDER = "adapted_weights"  # under the prediction's output folder, with --save-adapted
-ADAPT_WHEN = ("unlike", "always")  # AdaptationOptions.when: which cases are fine-tuned (isr_predict --adapt-when)
+ADAPT_WHEN = ("always", "unlike")  # AdaptationOptions.when: which cases are fine-tuned (isr_predict --adapt-when)
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class AdaptationOptions:
     seed: int = 12345
     workers: int = 1  # background sampling processes per case (0: in the predicting process)
     save: bool = False  # keep each case's weights in OUT/adapted_weights/<case>.pth (+ <case>.json)
-    when: str = "unlike"  # 'unlike': only cases unlike the start's dataset (adaptation_need.py); 'always'
+    when: str = "always"  # or 'unlike': only cases unlike the start's dataset (adaptation_need.py)
     plans_overrides: dict = field(default_factory=dict)  # dotted keys of the case's plans, e.g. training.batch_size
 
     def __post_init__(self) -> None:

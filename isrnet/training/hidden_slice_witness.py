@@ -1,13 +1,13 @@
-"""The guard's second witness: real slices of the training cases hidden and predicted.
+"""The guard's witness: real slices of the training cases hidden and predicted.
 
-The never-worse guard (trainer.py) decides on held-out *simulated* pairs, which cannot see a mismatch between the
-simulation and the real slice axis. This witness looks at the real slice axis: every 2nd real slice of (a central slab
-of) the largest training cases is hidden, the rest predicted with the starting and with the fine-tuned weights, and
-each is scored as the hidden-slice evaluation scores methods (evaluation/hidden_slices.py: PSNR at the best blur
-width, so a network that restores thin slices is not penalised by the thick real ones). It only uses what the
-training cases hold. It is recorded in debug.json (`guard.hidden_slices`) and, under the rules `witness` (the
-default) and `validation+witness` (training/guard.py), it decides whether the fine-tuned weights are kept; benchmarks/real_scans.py and ssft_mismatch_set.py
-measure both signals against judges that never saw what they see.
+The validation pairs are *simulated* and cannot see a mismatch between the simulation and the real slice axis.
+This witness looks at the real slice axis: every 2nd real slice of (a central slab of) the largest training cases
+is hidden, the rest predicted with the starting and with the fine-tuned weights, and each is scored as the
+hidden-slice evaluation scores methods (evaluation/hidden_slices.py: PSNR at the best blur width, so a network that
+restores thin slices is not penalised by the thick real ones). It only uses what the training cases hold. It is
+recorded in debug.json (`guard.hidden_slices`); under the rules `witness` (the default) and `validation+witness`
+(training/guard.py) it decides whether the fine-tuned weights are kept. benchmarks/real_scans.py and
+ssft_mismatch_set.py measure both signals against judges that never saw what they see.
 """
 from __future__ import annotations
 
