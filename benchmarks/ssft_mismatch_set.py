@@ -165,13 +165,6 @@ def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([row])], ignore_index=True).sort_values(CELL_KEY, ignore_index=True)
 
 
-GUARD_RULES = {  # rule name: keep the fine-tuned weights when ... (a row of the table)
-    "validation": lambda row: row.validation_gain >= 0,
-    "witness": lambda row: row.witness_gain >= 0,
-    "both": lambda row: row.validation_gain >= 0 and row.witness_gain >= 0,
-}
-
-
 def guard_summary(table: pd.DataFrame, tolerance: float = 0.02, worth: float = 0.2) -> str:
     """Per guard rule over the cells that recorded both signals: false keeps (kept, but more than `tolerance` dB
     below the start against the reference), false rejects among cells where fine-tuning gained >= `worth` dB, and
@@ -181,13 +174,16 @@ def guard_summary(table: pd.DataFrame, tolerance: float = 0.02, worth: float = 0
         return "the guard table needs cells with the witness recorded (tuned_gain, validation_gain, witness_gain)"
     lines = [f"the guard's rules over {len(rows)} cells (reference PSNR; false keep: kept and < -{tolerance} dB; "
              f"false reject: turned down a gain >= {worth} dB):"]
-    for rule, keeps in GUARD_RULES.items():
-        kept = rows.apply(keeps, axis=1)
+    from isrnet.configuration import GUARD_RULES
+    from isrnet.training.guard import Signal, decide
+    for rule in GUARD_RULES:  # each rule as training/guard.py applies it, on the recorded signals' gains
+        kept = rows.apply(lambda row: decide(rule, Signal(0.0, row.validation_gain),
+                                             Signal(0.0, row.witness_gain))[0] == "fine-tuned", axis=1)
         result = np.where(kept, rows.tuned_gain, 0.0)
         false_keeps = int((kept & (rows.tuned_gain < -tolerance)).sum())
         worthwhile = rows.tuned_gain >= worth
         false_rejects = int((~kept & worthwhile).sum())
-        lines.append(f"  {rule:<10} false keeps {false_keeps}/{len(rows)}, false rejects {false_rejects}/"
+        lines.append(f"  {rule:<18} false keeps {false_keeps}/{len(rows)}, false rejects {false_rejects}/"
                      f"{int(worthwhile.sum())}, mean {result.mean():+.2f} dB, worst {result.min():+.2f} dB")
     return "\n".join(lines)
 

@@ -50,6 +50,11 @@ class RunRecord:
     isrnet_version: str | None = None
     torch_version: str | None = None
 
+    @property
+    def kept_start(self) -> bool:
+        """Whether the never-worse guard ended the run with its starting weights."""
+        return (self.guard or {}).get("kept") == "start"
+
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
         content = load_json(path)

@@ -123,7 +123,7 @@ class BenchmarkModel:
 
 def _kept_start(run: Run) -> bool:
     record = run.record()  # None for an installed model (no debug.json)
-    return record is not None and (record.guard or {}).get("kept") == "start"
+    return record is not None and record.kept_start
 
 
 def trained_models(dataset: str, plans: Plans) -> list[BenchmarkModel]:

@@ -43,7 +43,7 @@ from isrnet.training.adaptation import AdaptationOptions
 from isrnet.inference.predict_files import find_inputs
 from isrnet.inference.predictor import PredictionSettings, Predictor
 from isrnet.pretrained import shipped_weights
-from isrnet.runs import runs_of
+from isrnet.runs import DEBUG_FILE, RunRecord, runs_of
 from isrnet.stages import STAGES, DatasetKind
 from isrnet.training.initialisation import stage_weights
 from isrnet.utilities.device import resolve_device
@@ -182,12 +182,6 @@ def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenS
         return run.final, run.plans()
 
 
-def _guard_kept_the_start(run_folder: Path) -> bool:
-    from isrnet.runs import RunRecord
-    record = RunRecord.load(run_folder / "debug.json")
-    return (record.guard or {}).get("kept") == "start"
-
-
 # ---- the methods -----------------------------------------------------------------------------------------------
 
 def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
@@ -317,7 +311,7 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
         checkpoint, plans = train_on_thinned(workspace, name, start_path, options)
         adapt_from = Predictor.from_checkpoint(checkpoint, device, plans)
         methods.append(_network_method("isrnet ssft on the thinned scans", "ssft_thinned", adapt_from))
-        if _guard_kept_the_start(checkpoint.parent):  # what the guard turned down is judged too (its false rejects)
+        if RunRecord.load(checkpoint.parent / DEBUG_FILE).kept_start:  # what the guard turned down is judged too
             methods.append(_network_method("isrnet ssft on the thinned scans, fine-tuned (turned down by the guard)",
                                            "ssft_unguarded", Predictor.from_checkpoint(
                                                checkpoint.parent / "checkpoint_latest.pth", device, plans)))

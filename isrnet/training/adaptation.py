@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from isrnet import __version__
+from isrnet import __version__, paths
 from isrnet.acquisition.slice_profile import ProfileSource, SliceProfile, decide_slice_profile
 from isrnet.errors import IsrnetError
 from isrnet.experiment_planning.fingerprint import volume_entry
@@ -37,7 +37,8 @@ from isrnet.experiment_planning.plans_file import set_plans_value
 from isrnet.imageio.geometry import slices_first
 from isrnet.imageio.volume import Volume
 from isrnet.intensity import DEFAULT_NORMALISATION
-from isrnet.preprocessing.preprocessor import crop_box, load_training_cases, normalised_noise_sigma, prepare_volume
+from isrnet.preprocessing.preprocessor import (DONE_FILE, crop_box, load_training_cases, normalised_noise_sigma,
+                                               prepare_volume)
 from isrnet.stages import DatasetKind
 from isrnet.training.adaptation_need import Appearance, adaptation_need, appearance
 from isrnet.training.checkpointing import load_checkpoint, save_checkpoint
@@ -145,13 +146,21 @@ def _training_case(volume: Volume, case: str, axis: int, entry: dict, plans: Pla
                    "noise_sigma": normalised_noise_sigma(volume, inversion)}
 
 
+_APPEARANCES: dict[tuple, list[Appearance]] = {}  # per preprocessed dataset: read once per process, not per case
+
+
 def dataset_appearances(plans: Plans | None) -> list[Appearance] | None:
     """The appearance of every case of the dataset the start was fine-tuned on (None: the start was not fine-tuned
     on target scans, or their preprocessed data is not on this machine)."""
     if plans is None or not plans.is_target:
         return None
+    done = paths.preprocessed_folder() / plans.dataset / DONE_FILE
     try:
-        return [appearance(array, properties) for array, properties in load_training_cases(plans.dataset, plans)]
+        key = (str(done.resolve()), done.stat().st_mtime_ns)  # preprocessing again gives a new key
+        if key not in _APPEARANCES:
+            _APPEARANCES[key] = [appearance(array, properties)
+                                 for array, properties in load_training_cases(plans.dataset, plans)]
+        return _APPEARANCES[key]
     except (IsrnetError, OSError):
         return None
 
