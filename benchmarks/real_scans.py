@@ -23,7 +23,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sources import REAL_SCANS, real_scan_file, spread_summary  # noqa: E402
+from sources import REAL_SCANS, guard_outcome, real_scan_file, spread_summary  # noqa: E402
 
 
 def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
@@ -69,8 +69,7 @@ def ssft_record(out: Path, name: str) -> str:
 def guard_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
     """Per scan: the judge's verdict on the fine-tuned weights (their hidden-slice PSNR on the removed slices minus the
     pre-trained weights'), the guard's decision (held-out simulated pairs) and its witness's (hidden real slices of
-    the thinned scan): a false keep keeps weights the judge finds more than 0.02 dB worse; a false reject turns down
-    weights it finds at least 0.2 dB better."""
+    the thinned scan), each judged by sources.guard_outcome."""
     pairs = table.pivot_table(index="scan", columns="role", values="psnr", sort=False)
     rows = []
     for scan, row in pairs.iterrows():
@@ -84,8 +83,7 @@ def guard_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
                  "witness_dB": witness.get("final_psnr", np.nan) - witness.get("start_psnr", np.nan)}
         for signal in ("guard", "witness"):
             kept = entry[signal] == "fine-tuned"
-            entry[f"{signal}_outcome"] = ("false keep" if kept and judge < -0.02 else
-                                          "false reject" if not kept and judge >= 0.2 else "right")
+            entry[f"{signal}_outcome"] = guard_outcome(kept, judge)
             entry[f"{signal}_result_dB"] = judge if kept else 0.0
         rows.append(entry)
     return pd.DataFrame(rows)

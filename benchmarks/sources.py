@@ -170,6 +170,18 @@ def add_sources_argument(parser: argparse.ArgumentParser, default: tuple[str, ..
                              f"the reports). Default: {' '.join(default)}")
 
 
+FALSE_KEEP_DB = 0.02  # the guard's target: kept weights never more than this below their start
+WORTH_DB = 0.2  # a gain the guard should not turn down
+
+
+def guard_outcome(kept: bool, gain: float) -> str:
+    """The guard's decision judged against the reference: 'false keep' (kept weights more than FALSE_KEEP_DB below
+    their start), 'false reject' (turned down a gain of at least WORTH_DB) or 'right'."""
+    if kept and gain < -FALSE_KEEP_DB:
+        return "false keep"
+    return "false reject" if not kept and gain >= WORTH_DB else "right"
+
+
 def spread_summary(table, group: str, value: str, overall: bool = True) -> str:
     """Per `group` (a source): mean, worst, best and spread (standard deviation) of `value`, and over all."""
     import pandas as pd

@@ -12,10 +12,11 @@ mrft) weights and of ssft, whether the guard kept the start, and ssft - start; t
 (tuned_gain: scored from checkpoint_latest.pth when the guard turned them down) and the two signals the guard can
 decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the case), from which
 the summary counts each rule's false keeps and false rejects.
-Arms: 'estimated' (the default pipeline) and, with --arms estimated old, the old assumption (Gaussian,
-FWHM = spacing) for comparison.
+Arms: 'estimated' (the default pipeline); 'old', the old assumption (Gaussian, FWHM = spacing); 'told', the
+true profile written into the plans (what ssft gains when the thickness is not the question). The start is told
+the same thickness as ssft in each arm.
 Usage: python benchmarks/ssft_mismatch_set.py [--cases gap rect ...] [--seeds 1 2] [--budgets 2 4 8]
-       [--arms estimated old] [--sources deepmriprep mni152 ...] [--out DIR]
+       [--arms estimated old told] [--sources deepmriprep mni152 ...] [--out DIR]
        (7 cases x 2 seeds x 2+4+8 min: about 4 hours per source on 2 CPU cores; one seed at 4 min: about 35 min)
 Everything is written under --out/<source> (default ./benchmark_output/ssft_mismatch); nothing touches your isrnet
 folders. ssft_mismatch.csv in --out accumulates cells across invocations (a re-run cell replaces its row), so the grid
@@ -38,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 from isrnet import paths  # noqa: E402
 from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from sources import add_sources_argument, high_resolution, spread_summary  # noqa: E402
+from sources import (FALSE_KEEP_DB, WORTH_DB, add_sources_argument, guard_outcome, high_resolution,  # noqa: E402
+                     spread_summary)
 
 TILT_DEGREES = 20.0
 
@@ -118,12 +120,16 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     from isrnet.benchmarking import BenchmarkOptions, run_benchmark
     from isrnet.experiment_planning import PlanOptions, plan_and_preprocess
     from isrnet.training import TrainingOptions, run_training
-    dataset = f"Dataset{800 + 2 * number + (arm == 'old'):03d}_{name.replace('.', '')}{arm.title()}"
+    number = 850 + number if arm == "told" else 800 + 2 * number + (arm == "old")
+    dataset = f"Dataset{number:03d}_{name.replace('.', '')}{arm.title()}"
     folder = out / "raw" / dataset
     if not (folder / "dataset.json").is_file():
         write_case(folder, dataset.split("_", 1)[1], *make_case(fine, acquisition, seed=0), acquisition)
-    overrides = {} if arm == "estimated" else {"cases.*.slice_profile.thickness_mm": acquisition.spacing,
-                                               "cases.*.slice_profile.family": "gaussian"}
+    overrides = {"estimated": {},
+                 "old": {"cases.*.slice_profile.thickness_mm": acquisition.spacing,
+                         "cases.*.slice_profile.family": "gaussian"},
+                 "told": {"cases.*.slice_profile.thickness_mm": acquisition.thickness,
+                          "cases.*.slice_profile.family": acquisition.family}}[arm]
     plans = plan_and_preprocess(dataset, PlanOptions(overrides={**overrides, **(settings or {})}))
     tag = f"s{seed}b{budget:g}{variant}"
     run = run_training(dataset, "ssft", TrainingOptions(budget_minutes=budget, seed=seed, tag=tag))
@@ -154,6 +160,7 @@ def fine_tuned_psnr(dataset: str, plans, run) -> float:
     return float(table.psnr_synth.mean())
 
 
+ARMS = ("estimated", "old", "told")
 CELL_KEY = ["source", "case", "arm", "variant", "seed", "budget_min"]
 
 
@@ -165,24 +172,24 @@ def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([row])], ignore_index=True).sort_values(CELL_KEY, ignore_index=True)
 
 
-def guard_summary(table: pd.DataFrame, tolerance: float = 0.02, worth: float = 0.2) -> str:
-    """Per guard rule over the cells that recorded both signals: false keeps (kept, but more than `tolerance` dB
-    below the start against the reference), false rejects among cells where fine-tuning gained >= `worth` dB, and
-    the mean and worst result over the start."""
+def guard_summary(table: pd.DataFrame) -> str:
+    """Per guard rule over the cells that recorded both signals: false keeps and false rejects
+    (sources.guard_outcome; false rejects counted among the cells where fine-tuning gained >= WORTH_DB), and the
+    mean and worst result over the start."""
     rows = table.dropna(subset=["tuned_gain", "validation_gain", "witness_gain"]) if "witness_gain" in table else []
     if not len(rows):
         return "the guard table needs cells with the witness recorded (tuned_gain, validation_gain, witness_gain)"
-    lines = [f"the guard's rules over {len(rows)} cells (reference PSNR; false keep: kept and < -{tolerance} dB; "
-             f"false reject: turned down a gain >= {worth} dB):"]
+    lines = [f"the guard's rules over {len(rows)} cells (reference PSNR; false keep: kept and < -{FALSE_KEEP_DB} dB; "
+             f"false reject: turned down a gain >= {WORTH_DB} dB):"]
     from isrnet.configuration import GUARD_RULES
     from isrnet.training.guard import Signal, decide
     for rule in GUARD_RULES:  # each rule as training/guard.py applies it, on the recorded signals' gains
         kept = rows.apply(lambda row: decide(rule, Signal(0.0, row.validation_gain),
                                              Signal(0.0, row.witness_gain))[0] == "fine-tuned", axis=1)
         result = np.where(kept, rows.tuned_gain, 0.0)
-        false_keeps = int((kept & (rows.tuned_gain < -tolerance)).sum())
-        worthwhile = rows.tuned_gain >= worth
-        false_rejects = int((~kept & worthwhile).sum())
+        outcomes = [guard_outcome(k, gain) for k, gain in zip(kept, rows.tuned_gain)]
+        worthwhile = rows.tuned_gain >= WORTH_DB
+        false_keeps, false_rejects = outcomes.count("false keep"), outcomes.count("false reject")
         lines.append(f"  {rule:<18} false keeps {false_keeps}/{len(rows)}, false rejects {false_rejects}/"
                      f"{int(worthwhile.sum())}, mean {result.mean():+.2f} dB, worst {result.min():+.2f} dB")
     return "\n".join(lines)
@@ -194,7 +201,7 @@ def main() -> None:
     parser.add_argument("--cases", nargs="+", choices=list(CASES), default=list(CASES))
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2])
     parser.add_argument("--budgets", nargs="+", type=float, default=[2.0, 4.0, 8.0])
-    parser.add_argument("--arms", nargs="+", choices=("estimated", "old"), default=["estimated"])
+    parser.add_argument("--arms", nargs="+", choices=ARMS, default=["estimated"])
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/ssft_mismatch"))
     parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
                         help="plans keys for every cell (e.g. sampler.wide_gap_share=0.25); name them with --variant")
@@ -211,7 +218,8 @@ def main() -> None:
         table.insert(0, "source", "deepmriprep")  # written before --sources existed
     if len(table) and "variant" not in table:
         table.insert(3, "variant", "")  # written before --variant existed
-    table["variant"] = table["variant"].fillna("")
+    if len(table):
+        table["variant"] = table["variant"].fillna("")
     for source in args.sources:
         folder, fine = out / source, high_resolution(source)
         with paths.folders_under(folder):
