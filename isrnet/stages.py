@@ -58,10 +58,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # ssft starts from good weights, so it fine-tunes at a lower rate with a warm-up: at mrft's rate without one,
     # Adam's first steps move them away from the start (documentation/training.md). noise_matching: simulated
     # slices get the acquisition's noise level (acquisition/noise.py). wide_gap_share: the share of training pairs at
-    # twice the slice spacing, the gap the guard's hidden-slice witness predicts (training/samplers/ssft.py)
+    # twice the slice spacing, the gap the guard's hidden-slice witness predicts. thickness_jitter: how far (a
+    # factor up to 1 + j) the simulated thickness strays from the plan's, which the network is still told
+    # (training/samplers/ssft.py)
     Stage("ssft", DatasetKind.TARGET, "mrft", "error",
           {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1,
-           "noise_matching": True, "wide_gap_share": 0.25},
+           "noise_matching": True, "wide_gap_share": 0.25,
+           "thickness_jitter": 0.0},
           {"cpu": 8.0, "cuda": 8.0}, lr=2e-4, warmup_fraction=0.1),
     Stage("supervised", DatasetKind.TARGET, "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
           "factor_range", pipeline=False),

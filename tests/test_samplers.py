@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from isrnet.errors import IsrnetError
+from isrnet.training.samplers.base import cut_pair
 from isrnet.training.samplers.mrft import MrftSampler
 from isrnet.training.samplers.ssft import SsftSampler
 from isrnet.training.samplers.video import VideoSampler
@@ -149,3 +150,33 @@ def test_ssft_wide_gap_pairs_train_at_twice_the_spacing_and_never_validate() -> 
     assert 0 < int(np.isclose(mixed.conditioning, wide).all(axis=1).sum()) < 16
     with pytest.raises(IsrnetError, match="wide_gap_share"):
         SsftSampler([(volume, properties)], "inplane", wide_gap_share=1.5)
+
+
+def test_ssft_thickness_jitter_varies_the_simulated_thickness_not_the_told_one(monkeypatch) -> None:
+    """sampler.thickness_jitter: training pairs are simulated with thicknesses drawn within [1 / (1 + j), 1 + j]
+    times the plan's, the network is told the plan's; validation pairs are simulated with it exactly."""
+    import isrnet.training.samplers.ssft as ssft_module
+    from isrnet.networks.slice_synth import conditioning_vector
+    simulated = []
+
+    def recording_cut_pair(block, step, thickness_voxels, *args, **kwargs):
+        simulated.append(thickness_voxels)
+        return cut_pair(block, step, thickness_voxels, *args, **kwargs)
+
+    monkeypatch.setattr(ssft_module, "cut_pair", recording_cut_pair)
+    z, y, x = np.indices((12, 64, 64), dtype=np.float32)
+    properties = {"case": "j", "spacing": [4.0, 1.0, 1.0]}  # no profile decided: 4 mm Gaussian, the spacing
+    for jitter, split in ((0.5, "train"), (0.5, "val"), (0.0, "train")):
+        simulated.clear()
+        sampler = SsftSampler([(z + 2 * y + 3 * x, properties)], "inplane", split=split, wide_gap_share=0.0,
+                              thickness_jitter=jitter)
+        batch = sampler.sample(np.random.default_rng(5), 16, 24)
+        np.testing.assert_allclose(batch.conditioning, np.tile(conditioning_vector(4.0, 1.0), (16, 1)), rtol=1e-6)
+        widths = np.array(simulated)
+        if jitter and split == "train":
+            assert widths.min() >= 4.0 / 1.5 - 1e-6 and widths.max() <= 4.0 * 1.5 + 1e-6
+            assert widths.min() < 3.7 and widths.max() > 4.3
+        else:
+            np.testing.assert_allclose(widths, 4.0)
+    with pytest.raises(IsrnetError, match="thickness_jitter"):
+        SsftSampler([(z, properties)], "inplane", thickness_jitter=-0.1)

@@ -12,6 +12,10 @@ With `wide_gap_share` > 0, that share of the training (not validation) in-plane 
 slice spacing with the same thickness: the gap of hidden real slices, which the guard's witness
 (training/hidden_slice_witness.py) predicts, so fine-tuning does not unlearn it; not where twice the gap is a
 factor beyond those mrft trains on.
+With `thickness_jitter` j > 0, each training (not validation) in-plane pair is simulated with the case's thickness
+times a factor drawn log-uniformly from [1 / (1 + j), 1 + j], while the network is told the case's thickness: the
+fine-tuned weights then restore the slices of any thickness in that range, so an estimated thickness that is off
+by up to j costs less (documentation/training.md).
 
 The slice profile (thickness and family) comes from each case's plan (joined to the preprocessed properties as
 the record `slice_profile`), so a case planned with `cases.NAME.slice_profile.family=rect` is simulated with a
@@ -51,7 +55,7 @@ class SsftSampler:
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
                  targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1,
-                 noise_matching: bool = True, wide_gap_share: float = 0.0) -> None:
+                 noise_matching: bool = True, wide_gap_share: float = 0.0, thickness_jitter: float = 0.0) -> None:
         if pairs not in PAIR_MODES:
             raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
                               f"{', '.join(PAIR_MODES)}")
@@ -69,6 +73,9 @@ class SsftSampler:
         if not 0.0 <= wide_gap_share <= 1.0:
             raise IsrnetError(f"sampler.wide_gap_share {wide_gap_share} must be between 0 and 1")
         self.wide_gap_share = float(wide_gap_share) if split == "train" else 0.0  # validation: the case's own gap
+        if not 0.0 <= thickness_jitter <= 1.0:
+            raise IsrnetError(f"sampler.thickness_jitter {thickness_jitter} must be between 0 and 1")
+        self.thickness_jitter = float(thickness_jitter) if split == "train" else 0.0  # validation: the plan's
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
 
@@ -90,9 +97,13 @@ class SsftSampler:
         s_gap = s
         if self.wide_gap_share and 2.0 * s / min(dy, dx) <= WIDE_GAP_MAX_FACTOR and rng.random() < self.wide_gap_share:
             s_gap = 2.0 * s  # twice the spacing (the gap of hidden real slices), same thickness
+        simulated = thickness  # the told thickness stays the plan's (see the module docstring)
+        if self.thickness_jitter:
+            spread = np.log1p(self.thickness_jitter)
+            simulated = thickness * float(np.exp(rng.uniform(-spread, spread)))
         axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
-        step, thickness_voxels = s_gap / d_axis, thickness / d_axis
+        step, thickness_voxels = s_gap / d_axis, simulated / d_axis
         moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
         length = block_length(step, thickness_voxels, profile, self.context)
         z_needed = int(np.ceil(patch * d_other / s)) + 3
