@@ -58,8 +58,8 @@ RELABEL_TOLERANCE = 0.05  # spacings this close to 1 mm are taken as 1 mm: inter
 def _at_1mm_si_first(volume: Volume) -> np.ndarray:
     """At 1 mm, cropped to the head, SI axis first. Spacings within RELABEL_TOLERANCE of 1 mm are relabelled (the
     anatomy a few per cent larger or smaller), others resampled with cubic splines: linear interpolation by a
-    factor near 1 low-passes the interpolated axes (pydeface's 0.977 mm axes lost most of their detail above 0.3
-    cycles/mm that way and looked thicker than its 1 mm axis to every slice-profile estimate)."""
+    factor near 1 low-passes the interpolated axes, which the slice-profile estimate then reads as thicker
+    (documentation/planning.md)."""
     array = volume.array.astype(np.float32)
     zoom = [s / 1.0 for s in volume.spacing]
     if any(abs(z - 1.0) > RELABEL_TOLERANCE for z in zoom):
