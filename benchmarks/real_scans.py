@@ -6,8 +6,9 @@ predicted by linear and cubic interpolation, the pre-trained weights, ssft train
 --hidden-slices` scores them (best blur width per method and case). Every real scan is judging material: nothing
 trains or tunes on them (see sources.py).
 Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
-       [--weights FILE.pth] [--no-ssft] [--set KEY=VALUE ...] [--out DIR]     (about 6 min per scan with the defaults on 2 CPU cores;
-       with --no-ssft, which judges the pre-trained weights alone, well under a minute)
+       [--weights FILE.pth] [--no-ssft] [--set KEY=VALUE ...] [--out DIR]
+       (about 6 min per scan with the defaults on 2 CPU cores; with --no-ssft, which judges the pre-trained weights
+       alone, well under a minute)
 real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
 """
 from __future__ import annotations

@@ -43,12 +43,12 @@ def decide(rule: str, validation: Signal, witness: Signal | None) -> tuple[str, 
     check_guard(rule)
     signals = [("final validation PSNR", validation)]
     note = ""
-    if rule != "validation":
-        if witness is None:
-            note = " (no hidden-slice witness for these cases: validation alone)"
-        else:
-            signals = signals + [("hidden real slices", witness)] if rule == "validation+witness" else \
-                [("hidden real slices", witness)]
+    if rule != "validation" and witness is None:
+        note = " (no hidden-slice witness for these cases: validation alone)"
+    elif rule == "witness":
+        signals = [("hidden real slices", witness)]
+    elif rule == "validation+witness":
+        signals.append(("hidden real slices", witness))
     against = [(name, signal) for name, signal in signals if signal.says == "start"]
     shown = against or signals
     return ("start" if against else "fine-tuned"), "; ".join(signal.text(name) for name, signal in shown) + note

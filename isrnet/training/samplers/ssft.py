@@ -37,12 +37,14 @@ from isrnet.acquisition.slice_profile import SliceProfile, check_family, profile
 from isrnet.errors import IsrnetError
 from isrnet.imageio.geometry import MIN_SLICES
 from isrnet.intensity import mostly_foreground
+from isrnet.stages import STAGES
 from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to,
                                            random_window, split_window, stack_samples)
 from isrnet.training.samplers.mrft import FOREGROUND_TRIES
 
 PAIR_MODES = ("inplane", "slices", "both")
-WIDE_GAP_MAX_FACTOR = 8.0  # no wide pairs beyond the largest factor mrft trains on (the stage table's factor_range)
+# no wide pairs beyond the largest factor mrft trains on (the stage table's factor_range)
+WIDE_GAP_MAX_FACTOR = float(STAGES["mrft"].sampler_defaults["factor_range"][1])
 
 
 class SsftSampler:
@@ -95,7 +97,8 @@ class SsftSampler:
         slice_profile = _profile(properties)
         thickness, profile = slice_profile.thickness_mm, slice_profile.family
         s_gap = s
-        if self.wide_gap_share and 2.0 * s / min(dy, dx) <= WIDE_GAP_MAX_FACTOR and rng.random() < self.wide_gap_share:
+        wide_allowed = 2.0 * s / min(dy, dx) <= WIDE_GAP_MAX_FACTOR
+        if self.wide_gap_share and wide_allowed and rng.random() < self.wide_gap_share:
             s_gap = 2.0 * s  # twice the spacing (the gap of hidden real slices), same thickness
         simulated = thickness  # the told thickness stays the plan's (see the module docstring)
         if self.thickness_jitter:
