@@ -60,11 +60,12 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # slices get the acquisition's noise level (acquisition/noise.py). wide_gap_share: the share of training pairs at
     # twice the slice spacing, the gap the guard's hidden-slice witness predicts. thickness_jitter: how far (a
     # factor up to 1 + j) the simulated thickness strays from the plan's, which the network is still told
-    # (training/samplers/ssft.py)
+    # (training/samplers/ssft.py). inplane_axis: which in-plane axis plays the slice axis ('either' equally, or
+    # 'matched': mostly the one whose spectrum, blurred with the plan's profile, looks like the slice axis)
     Stage("ssft", DatasetKind.TARGET, "mrft", "error",
           {"name": "ssft", "pairs": "inplane", "targets_per_sample": 3, "validation_fraction": 0.1,
            "noise_matching": True, "wide_gap_share": 0.25,
-           "thickness_jitter": 0.0},
+           "thickness_jitter": 0.0, "inplane_axis": "either"},
           {"cpu": 8.0, "cuda": 8.0}, lr=2e-4, warmup_fraction=0.1),
     Stage("supervised", DatasetKind.TARGET, "mrft", "scratch", {"name": "mrft"}, {"cpu": 8.0, "cuda": 8.0},
           "factor_range", pipeline=False),

@@ -174,6 +174,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "sampler.noise_matching": (False, lambda p, t: float(_batch(p, noise_sigma=0.05).context.sum()), False),
     "sampler.wide_gap_share": (1.0, lambda p, t: _batch(p).conditioning.round(4).tolist(), False),
     "sampler.thickness_jitter": (0.5, lambda p, t: float(_batch(p).context.sum()), False),
+    "sampler.inplane_axis": ("matched", lambda p, t: float(_batch(p).context.sum()), False),
     "sampler.validation_fraction": (0.6, lambda p, t: float(_batch(p, "val").targets.sum()), False),
     "cases.*.slice_axis": (1, lambda p, t: _preprocessed(p)["a"].shape, True),
     "cases.*.factor": (2.0, _prediction_slices, False),

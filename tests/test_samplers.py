@@ -180,3 +180,39 @@ def test_ssft_thickness_jitter_varies_the_simulated_thickness_not_the_told_one(m
             np.testing.assert_allclose(widths, 4.0)
     with pytest.raises(IsrnetError, match="thickness_jitter"):
         SsftSampler([(z, properties)], "inplane", thickness_jitter=-0.1)
+
+
+def test_ssft_matched_inplane_axis_draws_the_axis_that_looks_like_the_slice_axis(monkeypatch) -> None:
+    """sampler.inplane_axis 'matched': most in-plane pairs come from the in-plane axis whose spectrum, blurred with
+    the plan's profile, matches the slice axis; here axis 1 is blurred beyond it, so axis 2 should be drawn."""
+    from scipy import ndimage
+
+    import isrnet.training.samplers.ssft as ssft_module
+    from isrnet.acquisition import simulate_thick_slices
+    steps = []
+
+    def recording_cut_pair(block, step, *args, **kwargs):
+        steps.append(round(step, 3))
+        return cut_pair(block, step, *args, **kwargs)
+
+    monkeypatch.setattr(ssft_module, "cut_pair", recording_cut_pair)
+    rng = np.random.default_rng(0)
+    fine = ndimage.gaussian_filter(rng.standard_normal((72, 64, 64)), 1.0)
+    fine = (1.0 + 0.3 * fine / fine.std()).astype(np.float32)
+    thick = simulate_thick_slices(fine, 0, 3.0, 3.0, "gaussian")[0]  # Gaussian 3 mm every 3 mm
+    unlike_axis_1 = ndimage.gaussian_filter1d(thick, 1.5, axis=1)
+    properties = {"case": "m", "spacing": [3.0, 1.0, 1.01]}  # the step tells the axes apart: 3.0 vs 2.97 pixels
+    along_axis_2 = round(3.0 / 1.01, 3)
+    for choice in ("matched", "either"):
+        steps.clear()
+        sampler = SsftSampler([(unlike_axis_1, properties)], "inplane", wide_gap_share=0.0, inplane_axis=choice)
+        sampler.sample(np.random.default_rng(1), 40, 24)
+        share = steps.count(along_axis_2) / len(steps)
+        if choice == "matched":
+            assert sampler.axis_chances[0][1] > 0.9
+            assert share > 0.8
+        else:
+            assert sampler.axis_chances == [None]
+            assert 0.25 < share < 0.75
+    with pytest.raises(IsrnetError, match="inplane_axis"):
+        SsftSampler([(thick, properties)], "inplane", inplane_axis="best")

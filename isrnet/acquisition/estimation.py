@@ -274,6 +274,17 @@ def family_at_width(array: np.ndarray, spacing: tuple[float, float, float], fwhm
     return family, misfit[other] / max(misfit[family], 1e-12)
 
 
+def inplane_axis_misfits(array: np.ndarray, spacing: tuple[float, float, float], family: str, fwhm_mm: float,
+                         seed: int = 0) -> tuple[float, float]:
+    """How unlike the slice axis each in-plane axis (1, 2) of a slices-first array looks once blurred with the
+    profile (`family`, `fwhm_mm`) and sampled at the slice spacing: the estimator's spectral misfit at that profile,
+    per axis (0 = the same spectrum). The axis with the lower misfit resembles the slice axis more: its pairs teach
+    ssft inputs like the real slices (training/samplers/ssft.py). Raises IsrnetError where the estimate would."""
+    match = _SpectralMatch(np.asarray(array, dtype=np.float32), tuple(float(s) for s in spacing), seed)
+    first, second = match.misfit(family, float(fwhm_mm))
+    return first, second
+
+
 def gaussian_equivalent(family: str, fwhm_mm: float, spacing_mm: float) -> float:
     """FWHM (mm) of the Gaussian profile whose transfer function is closest (least squares) to that of `family` at
     `fwhm_mm`, over the frequencies the slices can carry (0 up to the slice Nyquist, 1 / (2 spacing)): what an

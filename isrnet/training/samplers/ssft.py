@@ -16,6 +16,11 @@ With `thickness_jitter` j > 0, each training (not validation) in-plane pair is s
 times a factor drawn log-uniformly from [1 / (1 + j), 1 + j], while the network is told the case's thickness: the
 fine-tuned weights then restore the slices of any thickness in that range, so an estimated thickness that is off
 by up to j costs less (documentation/training.md).
+With `inplane_axis` 'matched', the in-plane axis that plays the slice axis is drawn per case with a chance inversely
+proportional to the square of its spectral misfit (acquisition/estimation.py `inplane_axis_misfits`): the axis
+that, blurred with the plan's profile, looks most like the real slice axis gives most pairs, so ssft learns from
+inputs like the slices it is applied to (anatomy, phase-encode resolution and partial Fourier make the two
+in-plane axes unlike each other). 'either' draws both equally; a case too small to measure draws both equally.
 
 The slice profile (thickness and family) comes from each case's plan (joined to the preprocessed properties as
 the record `slice_profile`), so a case planned with `cases.NAME.slice_profile.family=rect` is simulated with a
@@ -32,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from isrnet.acquisition.estimation import inplane_axis_misfits
 from isrnet.acquisition.noise import kept_noise_variance, top_up_noise
 from isrnet.acquisition.slice_profile import SliceProfile, check_family, profile_of
 from isrnet.errors import IsrnetError
@@ -43,6 +49,7 @@ from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pai
 from isrnet.training.samplers.mrft import FOREGROUND_TRIES
 
 PAIR_MODES = ("inplane", "slices", "both")
+AXIS_CHOICES = ("either", "matched")
 # no wide pairs beyond the largest factor mrft trains on (the stage table's factor_range)
 WIDE_GAP_MAX_FACTOR = float(STAGES["mrft"].sampler_defaults["factor_range"][1])
 
@@ -57,10 +64,14 @@ class SsftSampler:
 
     def __init__(self, cases: list[tuple[np.ndarray, dict]], pairs: str = "inplane", context: int = 4,
                  targets_per_sample: int = 3, split: str = "train", validation_fraction: float = 0.1,
-                 noise_matching: bool = True, wide_gap_share: float = 0.0, thickness_jitter: float = 0.0) -> None:
+                 noise_matching: bool = True, wide_gap_share: float = 0.0, thickness_jitter: float = 0.0,
+                 inplane_axis: str = "either") -> None:
         if pairs not in PAIR_MODES:
             raise IsrnetError(f"unknown ssft pairs '{pairs}' (plans key sampler.pairs); use one of "
                               f"{', '.join(PAIR_MODES)}")
+        if inplane_axis not in AXIS_CHOICES:
+            raise IsrnetError(f"unknown ssft inplane_axis '{inplane_axis}' (plans key sampler.inplane_axis); use "
+                              f"one of {', '.join(AXIS_CHOICES)}")
         for array, properties in cases:
             if array.ndim not in (3, 4):
                 raise IsrnetError(f"case {properties['case']}: a preprocessed array of {array.ndim} axes; ssft "
@@ -80,19 +91,25 @@ class SsftSampler:
         self.thickness_jitter = float(thickness_jitter) if split == "train" else 0.0  # validation: the plan's
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
         self.weights = sizes / sizes.sum()
+        matched = inplane_axis == "matched" and pairs != "slices"
+        self.axis_chances = [axis_chances(a, p) if matched else None for a, p in cases]  # None: either, equally
 
     def sample(self, rng: np.random.Generator, batch_size: int, patch: int) -> Batch:
         samples = []
         for _ in range(batch_size):
-            array, properties = self.cases[int(rng.choice(len(self.cases), p=self.weights))]
+            index = int(rng.choice(len(self.cases), p=self.weights))
+            array, properties = self.cases[index]
             if array.ndim == 4:  # 3D cases draw no frame: their pairs are those of before
                 array = array[int(rng.integers(array.shape[0]))]
             mode = self.pairs if self.pairs != "both" else ("inplane", "slices")[int(rng.integers(2))]
-            make = self._inplane if mode == "inplane" else self._slices
-            samples.append(make(array, properties, rng, patch))
+            if mode == "inplane":
+                samples.append(self._inplane(array, properties, rng, patch, self.axis_chances[index]))
+            else:
+                samples.append(self._slices(array, properties, rng, patch))
         return stack_samples(samples)
 
-    def _inplane(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int):
+    def _inplane(self, array: np.ndarray, properties: dict, rng: np.random.Generator, patch: int,
+                 chances: tuple[float, float] | None = None):
         s, dy, dx = properties["spacing"]
         slice_profile = _profile(properties)
         thickness, profile = slice_profile.thickness_mm, slice_profile.family
@@ -104,7 +121,8 @@ class SsftSampler:
         if self.thickness_jitter:
             spread = np.log1p(self.thickness_jitter)
             simulated = thickness * float(np.exp(rng.uniform(-spread, spread)))
-        axis = int(rng.integers(1, 3))  # the in-plane axis that plays the slice axis
+        # the in-plane axis that plays the slice axis
+        axis = int(rng.integers(1, 3)) if chances is None else 1 + int(rng.random() >= chances[0])
         d_axis, d_other = (dy, dx) if axis == 1 else (dx, dy)
         step, thickness_voxels = s_gap / d_axis, simulated / d_axis
         moved = np.moveaxis(array, axis, 0)  # [A, Z, O]
@@ -143,6 +161,21 @@ class SsftSampler:
         context, positions, truth = cut_pair(block, float(keep), 0.0, "none", self.context, self.targets, rng)
         context, positions, truth = augment(context, positions, truth, rng)
         return context, positions, truth, keep * s / min(dy, dx), thickness / (keep * s)
+
+
+def axis_chances(array: np.ndarray, properties: dict) -> tuple[float, float] | None:
+    """The chance of in-plane axis 1 and 2 to play the slice axis in a case's pairs: inversely proportional to the
+    square of its misfit at the plan's profile (a time series: measured on its first frame); None (both equally)
+    where the case has too little anatomy to measure."""
+    profile = _profile(properties)
+    try:
+        misfits = inplane_axis_misfits(array[0] if array.ndim == 4 else array, tuple(properties["spacing"]),
+                                       profile.family, profile.thickness_mm)
+    except IsrnetError:
+        return None
+    weights = 1.0 / np.maximum(np.asarray(misfits), 1e-12) ** 2
+    first = float(weights[0] / weights.sum())
+    return first, 1.0 - first
 
 
 def _profile(properties: dict) -> SliceProfile:
