@@ -81,7 +81,8 @@ def guard_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
         judge = tuned - row["pretrained"]
         witness = guard.get("hidden_slices") or {}
         entry = {"scan": scan, "judge_dB": judge, "guard": guard.get("kept", ""), "witness": witness.get("says", ""),
-                 "witness_dB": witness.get("final_psnr", np.nan) - witness.get("start_psnr", np.nan)}
+                 "witness_dB": witness.get("final_psnr", np.nan) - witness.get("start_psnr", np.nan),
+                 "witness_margin_dB": witness.get("margin_db", np.nan)}
         for signal in ("guard", "witness"):
             kept = entry[signal] == "fine-tuned"
             entry[f"{signal}_outcome"] = guard_outcome(kept, judge)

@@ -148,7 +148,7 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
             "ssft": psnr[label], "gain": psnr[label] - psnr[start], "kept": guard.get("kept", ""),
             "tuned_gain": tuned - psnr[start], "validation_gain": guard.get("final_psnr", np.nan) -
             guard.get("start_psnr", np.nan), "witness_gain": witness.get("final_psnr", np.nan) -
-            witness.get("start_psnr", np.nan)}
+            witness.get("start_psnr", np.nan), "witness_margin": witness.get("margin_db", np.nan)}
 
 
 def fine_tuned_psnr(dataset: str, plans, run) -> float:
@@ -172,6 +172,12 @@ def merge_row(table: pd.DataFrame, row: dict) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([row])], ignore_index=True).sort_values(CELL_KEY, ignore_index=True)
 
 
+def margin(row: pd.Series) -> float:
+    """The witness's margin (dB) a cell recorded; 0 for cells run before the margin existed."""
+    value = row.get("witness_margin", np.nan)
+    return 0.0 if pd.isna(value) else float(value)
+
+
 def guard_summary(table: pd.DataFrame) -> str:
     """Per guard rule over the cells that recorded both signals: false keeps and false rejects
     (sources.guard_outcome; false rejects counted among the cells where fine-tuning gained >= WORTH_DB), and the
@@ -185,7 +191,7 @@ def guard_summary(table: pd.DataFrame) -> str:
     from isrnet.training.guard import Signal, decide
     for rule in GUARD_RULES:  # each rule as training/guard.py applies it, on the recorded signals' gains
         kept = rows.apply(lambda row: decide(rule, Signal(0.0, row.validation_gain),
-                                             Signal(0.0, row.witness_gain))[0] == "fine-tuned", axis=1)
+                                             Signal(0.0, row.witness_gain, margin(row)))[0] == "fine-tuned", axis=1)
         result = np.where(kept, rows.tuned_gain, 0.0)
         outcomes = [guard_outcome(k, gain) for k, gain in zip(kept, rows.tuned_gain)]
         worthwhile = rows.tuned_gain >= WORTH_DB

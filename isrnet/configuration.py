@@ -28,3 +28,6 @@ LOSS_NAMES = ("l1", "l2")
 # started from weights keeps its own. Implemented in training/guard.py; named here so planning can check them.
 GUARD_RULES = ("validation", "witness", "validation+witness")
 DEFAULT_GUARD = "witness"
+# How far (in standard errors of its per-slice differences; plans key training.witness_margin) the witness must see
+# the fine-tuned weights ahead of the start: one-sided 95 %. A few hidden slices then cannot keep weights by chance.
+DEFAULT_WITNESS_MARGIN = 1.645

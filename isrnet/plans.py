@@ -67,6 +67,7 @@ class TrainingPlan:
     checkpoint_every_seconds: float = 60.0
     seed: int = 12345
     guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
+    witness_margin: float = cfg.DEFAULT_WITNESS_MARGIN  # standard errors the witness's lead must reach
     sizes_by_device: dict[str, dict[str, int]] = field(default_factory=dict)  # patch and batch size per device
 
 

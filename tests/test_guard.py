@@ -27,3 +27,9 @@ def test_without_a_witness_the_validation_decides_and_the_reason_says_so() -> No
     assert "hidden real slices 19.80 dB < the start's 20.00 dB" in decide("witness", BETTER, WORSE)[1]
     with pytest.raises(IsrnetError, match="training.guard 'oracle' is unknown"):
         decide("oracle", BETTER, None)
+
+
+def test_a_margin_asks_the_final_weights_to_lead_by_it() -> None:
+    assert Signal(20.0, 20.1, margin=0.2).says == "start" and Signal(20.0, 20.3, margin=0.2).says == "fine-tuned"
+    kept, reason = decide("witness", BETTER, Signal(20.0, 20.1, margin=0.2))
+    assert kept == "start" and "20.10 dB < the start's 20.00 dB + 0.20 dB margin" in reason

@@ -429,9 +429,15 @@ def test_guard_keeps_the_start_when_fine_tuning_fails(dataset, monkeypatch, caps
 
 def _witness_against_fine_tuning(monkeypatch) -> None:
     """The hidden real slices score the run's own (final) weights 1 dB below its start, whatever they are."""
+    _witness_scores(monkeypatch, [20.0, 20.5, 19.5], [21.0, 21.5, 20.5])
+
+
+def _witness_scores(monkeypatch, final: list[float], start: list[float]) -> None:
+    """The witness's per-slice PSNRs of the final and the starting weights, whatever the weights are."""
     import isrnet.training.hidden_slice_witness as witness
-    scores = iter([20.0, 21.0])  # the trainer scores the final weights first, then the start
-    monkeypatch.setattr(witness, "hidden_slice_psnr", lambda network, volumes, device="cpu": next(scores))
+    scores = iter([witness.WitnessScore(float(np.mean(final)), np.array(final)),  # the trainer scores the final
+                   witness.WitnessScore(float(np.mean(start)), np.array(start))])  # weights first, then the start
+    monkeypatch.setattr(witness, "hidden_slice_score", lambda network, volumes, device="cpu": next(scores))
 
 
 def test_guard_keeps_the_start_when_only_the_simulated_pairs_say_better(dataset, monkeypatch, capsys) -> None:
@@ -453,6 +459,25 @@ def test_guard_keeps_the_start_when_only_the_simulated_pairs_say_better(dataset,
         else:
             assert guard["kept"] == "fine-tuned", guard
             assert_same_weights(folder / "checkpoint_final.pth", folder / "checkpoint_latest.pth")
+
+
+def test_the_witness_keeps_the_start_unless_its_lead_clears_the_margin(dataset, monkeypatch, capsys) -> None:
+    """A witness lead of 0.1 dB that the hidden slices disagree on (per-slice differences -0.9 .. +1.1 dB) is within
+    chance: the start is kept; with training.witness_margin=0 (no margin) the fine-tuned weights are."""
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
+    base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    start = [20.0, 21.0, 22.0, 20.0]
+    for margin, tag, kept in (("1.645", "margin", "start"), ("0", "nomargin", "fine-tuned")):
+        _witness_scores(monkeypatch, [20.5, 20.1, 22.9, 19.9], start)  # +0.5, -0.9, +0.9, -0.1: mean +0.1 dB
+        train(monkeypatch, capsys, "-init", str(base), "--iterations", "5", "--tag", tag,
+              "--set", "training.guard=witness", f"training.witness_margin={margin}")
+        guard = debug_of(dataset.results / DATASET / f"ssft__{tag}")["guard"]
+        witness = guard["hidden_slices"]
+        assert witness["slices"] == 4 and guard["kept"] == kept, guard
+        if kept == "start":
+            assert witness["margin_db"] > 0.1 and "margin" in guard["reason"], guard
+        else:
+            assert witness["margin_db"] == 0.0, guard
 
 
 def test_an_unknown_guard_rule_is_refused_before_training(dataset, monkeypatch, capsys) -> None:

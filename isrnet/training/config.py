@@ -32,6 +32,7 @@ class TrainingConfig:
     validation_batches: int = 4
     checkpoint_every_seconds: float = 60.0
     guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
+    witness_margin: float = cfg.DEFAULT_WITNESS_MARGIN  # standard errors the witness's lead must reach
     init: str | None = None
     from_scratch: bool = False
     tag: str | None = None
@@ -56,7 +57,8 @@ class TrainingConfig:
                   "budget_minutes": training.budget_minutes, "weight_decay": training.weight_decay,
                   "loss": training.loss, "seed": training.seed, "validation_every": training.validation_every,
                   "validation_batches": training.validation_batches,
-                  "checkpoint_every_seconds": training.checkpoint_every_seconds, "guard": training.guard}
+                  "checkpoint_every_seconds": training.checkpoint_every_seconds, "guard": training.guard,
+                  "witness_margin": training.witness_margin}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:
@@ -65,4 +67,6 @@ class TrainingConfig:
                 raise IsrnetError(f"unknown training option '{key}'")
             values[key] = value
         check_guard(values["guard"])  # a misspelt rule is an error now, not after the run
+        if not isinstance(values["witness_margin"], (int, float)) or not values["witness_margin"] >= 0:
+            raise IsrnetError(f"training.witness_margin {values['witness_margin']} must be >= 0 (standard errors)")
         return cls(**values)

@@ -3,7 +3,9 @@
 It decides on up to two signals, each the PSNR of the starting and of the final weights:
 - validation: the stage's held-out pairs (for ssft: in-plane degradations simulated with the case's profile), which
   cannot see a mismatch between the simulation and the real slice axis;
-- witness: hidden real slices of the training cases (training/hidden_slice_witness.py), scored at the best blur.
+- witness: hidden real slices of the training cases (training/hidden_slice_witness.py), scored at the best blur;
+  it says "fine-tuned" only when their lead reaches a margin: `training.witness_margin` standard errors of the
+  per-slice differences, so that a few hidden slices cannot keep worse weights by chance.
 
 Rules (plans key `training.guard`; what each measured: documentation/training.md):
   validation           keep the fine-tuned weights when their validation PSNR is not below the start's
@@ -21,16 +23,19 @@ from isrnet.errors import IsrnetError
 
 @dataclass(frozen=True)
 class Signal:
-    """One signal's PSNR (dB) of the starting and of the final weights."""
+    """One signal's PSNR (dB) of the starting and of the final weights, and the lead (dB) the final weights need."""
     start: float
     final: float
+    margin: float = 0.0
 
     @property
     def says(self) -> str:
-        return "start" if self.final < self.start else "fine-tuned"
+        return "start" if self.final < self.start + self.margin else "fine-tuned"
 
     def text(self, name: str) -> str:
-        return f"{name} {self.final:.2f} dB {'<' if self.says == 'start' else '>='} the start's {self.start:.2f} dB"
+        margin = f" + {self.margin:.2f} dB margin" if self.margin else ""
+        return (f"{name} {self.final:.2f} dB {'<' if self.says == 'start' else '>='} the start's {self.start:.2f} dB"
+                f"{margin}")
 
 
 def check_guard(rule: str) -> None:

@@ -6,12 +6,14 @@ is hidden, the rest predicted with the starting and with the fine-tuned weights,
 hidden-slice evaluation scores methods (evaluation/hidden_slices.py: PSNR at the best blur width, so a network that
 restores thin slices is not penalised by the thick real ones). It only uses what the training cases hold. It is
 recorded in debug.json (`guard.hidden_slices`); under the rules `witness` (the default) and `validation+witness`
-(training/guard.py) it decides whether the fine-tuned weights are kept. benchmarks/real_scans.py and
+(training/guard.py) it decides whether the fine-tuned weights are kept: they must lead the start by a margin of
+`training.witness_margin` standard errors of the per-slice differences (`witness_margin`). benchmarks/real_scans.py and
 ssft_mismatch_set.py measure both signals against judges that never saw what they see.
 """
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -19,6 +21,7 @@ import torch
 from isrnet.acquisition.slice_profile import ProfileSource, profile_of
 from isrnet.errors import IsrnetError
 from isrnet.evaluation.hidden_slices import score_output, thin_case
+from isrnet.evaluation.metrics import psnr
 from isrnet.imageio.geometry import factor_of
 from isrnet.imageio.volume import Volume
 
@@ -42,12 +45,20 @@ def witness_volumes(cases: list[tuple[np.ndarray, dict]]) -> list[tuple[str, Vol
     return volumes
 
 
-def hidden_slice_psnr(network: torch.nn.Module, volumes: list[tuple[str, Volume, float]],
-                      device: str = "cpu") -> float | None:
-    """Mean hidden-slice PSNR (dB, best blur width) of `network` over `volumes`; None when none can be thinned."""
+@dataclass(frozen=True)
+class WitnessScore:
+    """One network's hidden-slice scores over the witness volumes."""
+    psnr: float  # mean over the volumes (dB, each at its best blur width)
+    slice_psnr: np.ndarray  # per hidden slice with anatomy, every volume in order, at that volume's best width
+
+
+def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume, float]],
+                       device: str = "cpu") -> WitnessScore | None:
+    """`network`'s hidden-slice PSNR over `volumes`, and per hidden slice; None when fewer than two hidden slices
+    can be scored (none can be thinned, or too few for a margin)."""
     from isrnet.inference.predictor import PredictionSettings, Predictor
     predictor = Predictor(network, "the guard's witness", device)
-    scores = []
+    scores, slices = [], []
     for name, volume, thickness in volumes:
         try:
             case = thin_case(name, volume, 0, KEEP_EVERY)
@@ -59,5 +70,16 @@ def hidden_slice_psnr(network: torch.nn.Module, volumes: list[tuple[str, Volume,
                 output = predictor.predict(case.thinned, settings)
         except IsrnetError:  # too few slices, no anatomy in the removed ones, a factor refused: no witness here
             continue  # (it only records: a case it cannot judge must never fail the training run)
-        scores.append(score_output(case, output).psnr)
-    return float(np.mean(scores)) if scores else None
+        score = score_output(case, output)
+        scores.append(score.psnr)
+        truth = case.truth.astype(np.float64)
+        slices += [psnr(score.estimate[i].astype(np.float64), truth[i], case.mask[i], case.data_range)
+                   for i in range(len(truth)) if case.mask[i].any()]
+    return WitnessScore(float(np.mean(scores)), np.array(slices)) if len(slices) >= 2 else None
+
+
+def witness_margin(start: WitnessScore, final: WitnessScore, standard_errors: float) -> float:
+    """The lead (dB) the final weights need over the start: `standard_errors` times the standard error of the
+    per-slice differences (slices of one scan are not independent, so this is a floor on the real uncertainty)."""
+    differences = final.slice_psnr - start.slice_psnr
+    return float(standard_errors * differences.std(ddof=1) / np.sqrt(differences.size))

@@ -138,7 +138,8 @@ class Trainer:
         witness = self._hidden_slice_witness(starting)
         validation = Signal(start["psnr"], final["psnr"])
         kept, reason = decide(self.config.guard, validation,
-                              Signal(witness["start_psnr"], witness["final_psnr"]) if witness else None)
+                              Signal(witness["start_psnr"], witness["final_psnr"], witness["margin_db"])
+                              if witness else None)
         if kept == "start":
             self.network.load_state_dict(starting)
         self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights (rule "
@@ -150,19 +151,22 @@ class Trainer:
         """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness)."""
         if not self.witness_cases or not self.distributed.is_main:
             return None
-        from isrnet.training.hidden_slice_witness import hidden_slice_psnr, witness_volumes
+        from isrnet.training.hidden_slice_witness import hidden_slice_score, witness_margin, witness_volumes
         began = time.time()
         volumes = witness_volumes(self.witness_cases)
         start_network = build_network(self.config.network)
         start_network.load_state_dict(starting)
-        final_psnr = hidden_slice_psnr(self.network, volumes, self.config.device)
-        start_psnr = hidden_slice_psnr(start_network, volumes, self.config.device)
-        if final_psnr is None or start_psnr is None:
+        final = hidden_slice_score(self.network, volumes, self.config.device)
+        start = hidden_slice_score(start_network, volumes, self.config.device)
+        if final is None or start is None:
             return None
-        self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s)): "
-                  f"{final_psnr:.2f} dB fine-tuned, {start_psnr:.2f} dB start ({time.time() - began:.0f} s)")
-        return {"start_psnr": start_psnr, "final_psnr": final_psnr,
-                "says": Signal(start_psnr, final_psnr).says, "cases": len(volumes)}
+        margin = witness_margin(start, final, self.config.witness_margin)
+        self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), {final.slice_psnr.size} "
+                  f"slices): {final.psnr:.2f} dB fine-tuned, {start.psnr:.2f} dB start, margin {margin:.2f} dB "
+                  f"({time.time() - began:.0f} s)")
+        return {"start_psnr": start.psnr, "final_psnr": final.psnr, "margin_db": margin,
+                "margin_standard_errors": self.config.witness_margin, "slices": int(final.slice_psnr.size),
+                "says": Signal(start.psnr, final.psnr, margin).says, "cases": len(volumes)}
 
     # ---- training ---------------------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
