@@ -26,7 +26,8 @@ from isrnet.imageio.geometry import factor_of
 from isrnet.imageio.volume import Volume
 
 MAX_CASES = 4  # the largest training cases are witnesses
-MAX_SLICES = 25  # a central slab of each, along its slice axis (the witness's cost stays small)
+MAX_SLICES = 64  # a central slab of each, along its slice axis: most stacks whole (more hidden slices, a surer
+# verdict; documentation/training.md), while a long series' cost stays small
 KEEP_EVERY = 2
 
 
