@@ -4,8 +4,8 @@ It decides on up to two signals, each the PSNR of the starting and of the final 
 - validation: the stage's held-out pairs (for ssft: in-plane degradations simulated with the case's profile), which
   cannot see a mismatch between the simulation and the real slice axis;
 - witness: hidden real slices of the training cases (training/hidden_slice_witness.py), scored at the best blur;
-  it says "fine-tuned" only when their lead reaches a margin: `training.witness_margin` standard errors of the
-  per-slice differences, so that a few hidden slices cannot keep worse weights by chance.
+  with `training.witness_margin` > 0 (default 0) it says "fine-tuned" only when their lead reaches that many standard
+  errors of the per-slice differences, so that a few hidden slices cannot keep worse weights by chance.
 
 Rules (plans key `training.guard`; what each measured: documentation/training.md):
   validation           keep the fine-tuned weights when their validation PSNR is not below the start's

@@ -6,8 +6,9 @@ is hidden, the rest predicted with the starting and with the fine-tuned weights,
 hidden-slice evaluation scores methods (evaluation/hidden_slices.py: PSNR at the best blur width, so a network that
 restores thin slices is not penalised by the thick real ones). It only uses what the training cases hold. It is
 recorded in debug.json (`guard.hidden_slices`); under the rules `witness` (the default) and `validation+witness`
-(training/guard.py) it decides whether the fine-tuned weights are kept: they must lead the start by a margin of
-`training.witness_margin` standard errors of the per-slice differences (`witness_margin`). benchmarks/real_scans.py and
+(training/guard.py) it decides whether the fine-tuned weights are kept: they must lead the start, by a margin of
+`training.witness_margin` standard errors of the per-slice differences where that is set (`witness_margin`;
+default 0). benchmarks/real_scans.py and
 ssft_mismatch_set.py measure both signals against judges that never saw what they see.
 """
 from __future__ import annotations

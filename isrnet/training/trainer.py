@@ -162,8 +162,8 @@ class Trainer:
             return None
         margin = witness_margin(start, final, self.config.witness_margin)
         self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), {final.slice_psnr.size} "
-                  f"slices): {final.psnr:.2f} dB fine-tuned, {start.psnr:.2f} dB start, margin {margin:.2f} dB "
-                  f"({time.time() - began:.0f} s)")
+                  f"slices): {final.psnr:.2f} dB fine-tuned, {start.psnr:.2f} dB start"
+                  f"{f', margin {margin:.2f} dB' if margin else ''} ({time.time() - began:.0f} s)")
         return {"start_psnr": start.psnr, "final_psnr": final.psnr, "margin_db": margin,
                 "margin_standard_errors": self.config.witness_margin, "slices": int(final.slice_psnr.size),
                 "says": Signal(start.psnr, final.psnr, margin).says, "cases": len(volumes)}
