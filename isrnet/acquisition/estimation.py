@@ -58,7 +58,7 @@ def estimate_slice_profile(array: np.ndarray, spacing: tuple[float, float, float
 
     Raises IsrnetError when the volume has too few slices or too little anatomy for a spectrum.
     """
-    match = _SpectralMatch(np.asarray(array, dtype=np.float32), tuple(float(s) for s in spacing), seed)
+    match = _SpectralMatch(array, spacing, seed)
     fits = {family: match.best_width(family) for family in ACQUISITION_PROFILES}
     misfit = {family: fit[1] for family, fit in fits.items()}
     rect_clearly = misfit["gaussian"] > FAMILY_MARGIN * misfit["rect"]
@@ -123,6 +123,8 @@ class _SpectralMatch:
     """Both spectra for any candidate profile, over two in-plane axes."""
 
     def __init__(self, array: np.ndarray, spacing: tuple[float, float, float], seed: int) -> None:
+        array = np.asarray(array, dtype=np.float32)
+        spacing = tuple(float(s) for s in spacing)
         slices = array.shape[0]
         if slices < MIN_SEGMENT:
             raise IsrnetError(f"{slices} slices are too few to estimate the slice profile (>= {MIN_SEGMENT})")
@@ -267,7 +269,7 @@ def family_at_width(array: np.ndarray, spacing: tuple[float, float, float], fwhm
                     seed: int = 0) -> tuple[str, float]:
     """(family, margin) for a known FWHM (from a header or dataset.json): at a fixed width the two families
     pass different bands, so this choice is far better determined than the family of a free estimate."""
-    match = _SpectralMatch(np.asarray(array, dtype=np.float32), tuple(float(s) for s in spacing), seed)
+    match = _SpectralMatch(array, spacing, seed)
     misfit = {family: float(np.mean(match.misfit(family, fwhm_mm))) for family in ACQUISITION_PROFILES}
     family = "rect" if misfit["gaussian"] > FAMILY_MARGIN * misfit["rect"] else "gaussian"
     other = "gaussian" if family == "rect" else "rect"
@@ -280,7 +282,7 @@ def inplane_axis_misfits(array: np.ndarray, spacing: tuple[float, float, float],
     profile (`family`, `fwhm_mm`) and sampled at the slice spacing: the estimator's spectral misfit at that profile,
     per axis (0 = the same spectrum). The axis with the lower misfit resembles the slice axis more: its pairs teach
     ssft inputs like the real slices (training/samplers/ssft.py). Raises IsrnetError where the estimate would."""
-    match = _SpectralMatch(np.asarray(array, dtype=np.float32), tuple(float(s) for s in spacing), seed)
+    match = _SpectralMatch(array, spacing, seed)
     first, second = match.misfit(family, float(fwhm_mm))
     return first, second
 
