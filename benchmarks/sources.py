@@ -82,8 +82,8 @@ HR_SOURCES = {
     "pydeface_head": HighResolutionSource("pydeface's average head with face, 1 x 0.977 x 0.977 mm", "training",
                                           lambda: _at_1mm_si_first(read_volume(packaged_file(*PYDEFACE)))),
     "colin27": HighResolutionSource("Colin27 (Debian mricron-data ch2.nii.gz): 27 T1 scans of one person "
-                                    "averaged, 1 mm whole head (a 2026-12-06 trial trained on it and was not "
-                                    "shipped)", "judging",
+                                    "averaged, 1 mm whole head (training material of the mrft weights shipped "
+                                    "since 2026-12-06)", "training",
                                     lambda: _at_1mm_si_first(read_volume(source_file(COLIN27)))),
     "fslpy_t1": HighResolutionSource("fslpy's real single-subject T1 crop (deep grey matter, brainstem), 1 mm "
                                      "(35 x 96 x 54: few slices along one axis)", "judging",

