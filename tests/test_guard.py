@@ -19,11 +19,18 @@ def test_each_rule_listens_to_its_signals(rule, validation, witness, kept) -> No
     assert decide(rule, validation, witness)[0] == kept
 
 
-def test_without_a_witness_the_validation_decides_and_the_reason_says_so() -> None:
+def test_a_stage_without_witness_cases_is_decided_by_its_validation_and_the_reason_says_so() -> None:
     for rule in ("witness", "validation+witness"):
         kept, reason = decide(rule, WORSE, None)
         assert kept == "start" and "validation alone" in reason
         assert decide(rule, BETTER, None)[0] == "fine-tuned"
+
+
+def test_a_run_whose_witness_could_not_be_scored_keeps_its_start_under_the_witness_rules() -> None:
+    for rule in ("witness", "validation+witness"):
+        kept, reason = decide(rule, BETTER, None, witness_expected=True)
+        assert kept == "start" and "too few slices" in reason and "training.guard=validation" in reason
+    assert decide("validation", BETTER, None, witness_expected=True)[0] == "fine-tuned"
     assert "hidden real slices 19.80 dB < the start's 20.00 dB" in decide("witness", BETTER, WORSE)[1]
     with pytest.raises(IsrnetError, match="training.guard 'oracle' is unknown"):
         decide("oracle", BETTER, None)

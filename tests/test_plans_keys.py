@@ -164,7 +164,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "training.weight_decay": (1e-4, lambda p, t: _trainer(p, t).optimizer.param_groups[0]["weight_decay"], False),
     "training.loss": ("l2", lambda p, t: _trainer(p, t).loss.__name__, False),
     "training.guard": ("validation", lambda p, t: _trainer(p, t).config.guard, False),
-    "training.witness_margin": (1.645, lambda p, t: _trainer(p, t).config.witness_margin, False),
+    "training.witness_margin": (0.5, lambda p, t: _trainer(p, t).config.witness_margin, False),
     "training.validation_every": (7, lambda p, t: _config(p).validation_every, False),
     "training.validation_batches": (2, lambda p, t: _config(p).validation_batches, False),
     "training.checkpoint_every_seconds": (5.0, lambda p, t: _config(p).checkpoint_every_seconds, False),

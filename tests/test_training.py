@@ -480,6 +480,27 @@ def test_the_witness_keeps_the_start_unless_its_lead_clears_the_margin(dataset, 
             assert witness["margin_db"] == 0.0, guard
 
 
+def test_a_run_whose_cases_give_no_witness_keeps_its_start(dataset, monkeypatch, capsys) -> None:
+    """Cases too short to hide real slices of: nothing real can vouch for the fine-tuned weights, so the default rule
+    keeps the start and says why; 'validation' lets the simulated pairs decide."""
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
+    base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    import isrnet.training.hidden_slice_witness as witness
+    monkeypatch.setattr(witness, "hidden_slice_score", lambda network, volumes, device="cpu": None)
+    for rule, tag in ((None, "default"), ("validation", "simulated")):
+        chosen = ("--set", f"training.guard={rule}") if rule else ()
+        train(monkeypatch, capsys, "-init", str(base), "--iterations", "5", "--tag", tag, *chosen)
+        folder = dataset.results / DATASET / f"ssft__{tag}"
+        guard = debug_of(folder)["guard"]
+        assert "hidden_slices" not in guard, guard
+        if rule is None:
+            assert guard["kept"] == "start" and "too few slices" in guard["reason"], guard
+            assert_same_weights(folder / "checkpoint_final.pth", base)
+        else:
+            said = "start" if guard["final_psnr"] < guard["start_psnr"] else "fine-tuned"
+            assert guard["kept"] == said and "too few slices" not in guard["reason"], guard
+
+
 def test_an_unknown_guard_rule_is_refused_before_training(dataset, monkeypatch, capsys) -> None:
     result = train(monkeypatch, capsys, "--iterations", "2", "--set", "training.guard=oracle", expect_ok=False)
     assert result.code != 0 and "training.guard 'oracle' is unknown" in result.err, result.err

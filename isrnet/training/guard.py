@@ -4,14 +4,16 @@ It decides on up to two signals, each the PSNR of the starting and of the final 
 - validation: the stage's held-out pairs (for ssft: in-plane degradations simulated with the case's profile), which
   cannot see a mismatch between the simulation and the real slice axis;
 - witness: hidden real slices of the training cases (training/hidden_slice_witness.py), scored at the best blur;
-  with `training.witness_margin` > 0 (default 0) it says "fine-tuned" only when their lead reaches that many standard
-  errors of the per-slice differences, so that a few hidden slices cannot keep worse weights by chance.
+  with `training.witness_margin` > 0 (default 1.645) it says "fine-tuned" only when their lead reaches that many
+  standard errors of the per-slice differences, so that a few hidden slices cannot keep worse weights by chance.
 
 Rules (plans key `training.guard`; what each measured: documentation/training.md):
   validation           keep the fine-tuned weights when their validation PSNR is not below the start's
-  witness              ... when the witness's is not below the start's (the validation only decides a run
-                       without a witness, e.g. cases too thin to hide slices of, and the reason says so)
-  validation+witness   ... when neither is below the start's (the same fallback)
+  witness              ... when the witness's is not below the start's
+  validation+witness   ... when neither is below the start's
+Under both witness rules, a run whose cases should have a witness (ssft, --adapt-minutes) but where none could be
+scored (stacks too short to hide slices of) keeps its start: nothing real can say the fine-tuned weights are better.
+A stage without witness cases (mrft from video weights) is decided by the validation alone; the reason says which.
 """
 from __future__ import annotations
 
@@ -43,13 +45,21 @@ def check_guard(rule: str) -> None:
         raise IsrnetError(f"training.guard '{rule}' is unknown; use one of {', '.join(GUARD_RULES)}")
 
 
-def decide(rule: str, validation: Signal, witness: Signal | None) -> tuple[str, str]:
-    """('start' | 'fine-tuned', the reason in words) under `rule`."""
+NO_WITNESS = ("no real slices of these cases could be hidden and scored (too few slices), so nothing real says the "
+              "fine-tuned weights are better; --set training.guard=validation lets the simulated validation decide")
+
+
+def decide(rule: str, validation: Signal, witness: Signal | None,
+           witness_expected: bool = False) -> tuple[str, str]:
+    """('start' | 'fine-tuned', the reason in words) under `rule`; `witness_expected`: the run had cases for a witness
+    (ssft, adaptation), so a missing witness keeps the start under the witness rules."""
     check_guard(rule)
     signals = [("final validation PSNR", validation)]
     note = ""
     if rule != "validation" and witness is None:
-        note = " (no hidden-slice witness for these cases: validation alone)"
+        if witness_expected:
+            return "start", NO_WITNESS
+        note = " (no hidden-slice witness for this stage: validation alone)"
     elif rule == "witness":
         signals = [("hidden real slices", witness)]
     elif rule == "validation+witness":

@@ -7,8 +7,8 @@ hidden-slice evaluation scores methods (evaluation/hidden_slices.py: PSNR at the
 restores thin slices is not penalised by the thick real ones). It only uses what the training cases hold. It is
 recorded in debug.json (`guard.hidden_slices`); under the rules `witness` (the default) and `validation+witness`
 (training/guard.py) it decides whether the fine-tuned weights are kept: they must lead the start, by a margin of
-`training.witness_margin` standard errors of the per-slice differences where that is set (`witness_margin`;
-default 0). benchmarks/real_scans.py and
+`training.witness_margin` standard errors of the per-slice differences (`witness_margin`;
+default 1.645; 0 keeps any lead). benchmarks/real_scans.py and
 ssft_mismatch_set.py measure both signals against judges that never saw what they see.
 """
 from __future__ import annotations

@@ -139,7 +139,7 @@ class Trainer:
         validation = Signal(start["psnr"], final["psnr"])
         kept, reason = decide(self.config.guard, validation,
                               Signal(witness["start_psnr"], witness["final_psnr"], witness["margin_db"])
-                              if witness else None)
+                              if witness else None, witness_expected=bool(self.witness_cases))
         if kept == "start":
             self.network.load_state_dict(starting)
         self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights (rule "
