@@ -94,7 +94,8 @@ HR_SOURCES = {
 @dataclass(frozen=True)
 class RealScan:
     what: str
-    package: tuple[str, ...]  # (distribution, version, member) of a wheel, or ('debian', package, path)
+    package: tuple[str, ...]  # (distribution, version, member) of a wheel, ('sdist', distribution, version,
+    # member) of a source distribution, or ('debian', package, path)
     reader: str = "isrnet"  # 'isrnet' (NIfTI, MHA, ...), 'mosaic' (a Siemens mosaic DICOM), 'parrec'
     volume: int = 0  # of a 4D file
     companions: tuple[str, ...] = ()  # further members the file needs beside it (a .REC, a .HEAD)
@@ -121,6 +122,15 @@ REAL_SCANS = {
                            ("nibabel", "5.4.2", "nibabel/tests/data/anatomical.nii")),
     "fslpy_t1": RealScan("real T1 crop, 35 x 96 x 54 at 1 mm (fslpy test data; also an HR source, judging only)",
                          FSLPY_T1),
+    "pyradiomics_brain1": RealScan("clinical axial T1 brain (contrast-enhanced), 256 x 256 x 25 at 0.78 x 0.78 x "
+                                   "6.5 mm (pyradiomics test case brain1, in its source distribution)",
+                                   ("sdist", "pyradiomics", "3.1.0", "data/brain1_image.nrrd")),
+    "pyradiomics_brain2": RealScan("clinical axial T1 brain (contrast-enhanced), 256 x 256 x 23 at 0.78 x 0.78 x "
+                                   "6.5 mm (pyradiomics test case brain2)",
+                                   ("sdist", "pyradiomics", "3.1.0", "data/brain2_image.nrrd")),
+    "pyradiomics_breast": RealScan("breast MR crop, 45 x 120 x 21 at 0.66 x 0.66 x 2.1 mm (pyradiomics test case "
+                                   "breast1): the one scan here that is not a head",
+                                   ("sdist", "pyradiomics", "3.1.0", "data/breast1_image.nrrd")),
     "philips_epi_phantom": RealScan("Philips EPI phantom, 64 x 64 x 9 at 3.75 x 3.75 x 8 mm (6 mm slices, 2 mm gap), "
                                     "first dynamic (nibabel PAR/REC)",
                                     ("nibabel", "5.4.2", "nibabel/tests/data/phantom_EPI_asc_CLEAR_2_1.PAR"), "parrec",
@@ -157,7 +167,7 @@ def real_scan_file(name: str) -> Path:
     scan = REAL_SCANS[name]
     path = source_file(scan.package)
     for member in scan.companions:
-        source_file((*scan.package[:2], member))
+        source_file((*scan.package[:-1], member))
     if scan.reader == "isrnet" and len(read_volumes(path)) == 1:
         return path
     target = cache_root() / "real_scans" / f"{name}.nii.gz"

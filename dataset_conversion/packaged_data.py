@@ -2,19 +2,24 @@
 
 Order for a wheel member: the installed package's folder (located with `importlib.util.find_spec`,
 nothing is imported), a file extracted earlier, a wheel in the wheel cache, `pip download`.
-Order for a Debian file: the installed path, a file extracted earlier, a `.deb` in the cache,
-`apt-get download`. Caches: `$ISRNET_CACHE` (default `~/.cache/isrnet`), wheels in
+Order for a source-distribution member (data some projects ship only in their sdist): a file extracted
+earlier, the sdist in the wheel cache, a download of the sdist PyPI lists for that version (checked against its
+SHA-256; nothing is built). Order for a Debian file: the installed path, a file extracted earlier, a `.deb` in the
+cache, `apt-get download`. Caches: `$ISRNET_CACHE` (default `~/.cache/isrnet`), wheels in
 `$ISRNET_WHEEL_CACHE` (default `<cache>/wheels`).
 """
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tarfile
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -120,6 +125,74 @@ def packaged_file(distribution: str, version: str, member: str, download: bool =
         f"or `pip install {distribution}=={version}`")
 
 
+PYPI_SIMPLE = "https://pypi.org/simple/{distribution}/"  # the JSON form of the simple index (PEP 691)
+
+
+def _sdist_names(distribution: str, version: str) -> list[str]:
+    return list(dict.fromkeys([f"{distribution}-{version}.tar.gz", f"{_normalise(distribution)}-{version}.tar.gz"]))
+
+
+def _download_sdist(distribution: str, version: str) -> str:
+    """Fetch the sdist PyPI lists for this version into the wheel cache; returns '' on success, else why not."""
+    folder = wheel_cache()
+    print(f"downloading the {distribution} {version} source distribution from PyPI into {folder} (only once)",
+          file=sys.stderr, flush=True)
+    request = urllib.request.Request(PYPI_SIMPLE.format(distribution=distribution),
+                                     headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            files = json.load(answer)["files"]
+        wanted = _sdist_names(distribution, version)
+        sdist = next(f for f in files if f["filename"] in wanted)
+        with urllib.request.urlopen(sdist["url"], timeout=_DOWNLOAD_TIMEOUT_S) as answer:
+            content = answer.read()
+    except StopIteration:
+        return "PyPI lists no source distribution for this version"
+    except (OSError, ValueError, KeyError) as error:
+        return str(error)
+    if hashlib.sha256(content).hexdigest() != sdist["hashes"].get("sha256"):
+        return f"{sdist['filename']} does not match the SHA-256 PyPI lists"
+    with atomic_file(folder / sdist["filename"]) as sink:
+        sink.write(content)
+    return ""
+
+
+def _from_cached_sdist(distribution: str, version: str, member: str) -> Path | None:
+    for archive_path in (wheel_cache() / name for name in _sdist_names(distribution, version)):
+        if not archive_path.is_file():
+            continue
+        target = cache_root() / "files" / archive_path.name[: -len(".tar.gz")] / member
+        if target.is_file():
+            return target
+        try:
+            with tarfile.open(archive_path, "r:gz") as archive:
+                entry = next((e for e in archive if e.isfile() and e.name.split("/", 1)[-1] == member), None)
+                if entry is None:
+                    continue
+                with archive.extractfile(entry) as source, atomic_file(target) as sink:
+                    shutil.copyfileobj(source, sink)
+            return target
+        except (tarfile.TarError, OSError):
+            continue
+    return None
+
+
+def sdist_file(distribution: str, version: str, member: str, download: bool = True) -> Path:
+    """Path of `member` (relative to the sdist's top folder, e.g. 'data/x.nrrd') of `distribution`'s sdist."""
+    found = _from_cached_sdist(distribution, version, member)
+    problem = ""
+    if found is None and download:
+        problem = _download_sdist(distribution, version)
+        found = _from_cached_sdist(distribution, version, member)
+    if found is not None:
+        return found
+    why = f": the download failed ({problem})" if problem else ""
+    raise IsrnetError(
+        f"cannot find {member} in the {distribution} {version} source distribution{why}. Download "
+        f"{distribution}-{version}.tar.gz from https://pypi.org/project/{distribution}/{version}/#files on a "
+        f"machine that reaches PyPI and put it in {wheel_cache()} (or set ISRNET_WHEEL_CACHE to its folder)")
+
+
 def _run(command: list[str], cwd: Path) -> bool:
     try:
         return subprocess.run(command, cwd=cwd, capture_output=True, timeout=_DOWNLOAD_TIMEOUT_S).returncode == 0
@@ -186,5 +259,8 @@ def debian_file(package: str, path: str, download: bool = True) -> Path:
 
 
 def source_file(source: tuple[str, ...]) -> Path:
-    """The file a source names: (distribution, version, member) of a wheel, or ('debian', package, path)."""
-    return debian_file(source[1], source[2]) if source[0] == "debian" else packaged_file(*source)
+    """The file a source names: (distribution, version, member) of a wheel, ('sdist', distribution, version,
+    member) of a source distribution, or ('debian', package, path)."""
+    if source[0] == "debian":
+        return debian_file(source[1], source[2])
+    return sdist_file(*source[1:]) if source[0] == "sdist" else packaged_file(*source)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import tarfile
 import zipfile
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from dataset_conversion.acquisition import fit_to_step, simulate_acquisition, su
 from dataset_conversion.cli import main
 from dataset_conversion.generic_folder import convert_folder
 from dataset_conversion.ixi import convert_ixi
-from dataset_conversion.packaged_data import debian_file, packaged_file
+from dataset_conversion.packaged_data import debian_file, packaged_file, sdist_file, source_file
 from dataset_conversion.resampling import block_average, resample_isotropic
 from dataset_conversion.scene_cuts import detect_scene_cuts, split_at_cuts
 from dataset_conversion.staging import build_dataset, write_dataset_json
@@ -308,6 +309,19 @@ def test_packaged_file_reads_member_from_cached_wheel(raw: Path, tmp_path: Path)
 
 def test_packaged_file_finds_installed_package_folder() -> None:
     assert packaged_file("none", "0", "json/__init__.py", download=False).name == "__init__.py"
+
+
+def test_sdist_file_reads_member_from_cached_source_distribution(raw: Path, tmp_path: Path) -> None:
+    (tmp_path / "wheels").mkdir()
+    payload = tmp_path / "scan.nrrd"
+    payload.write_text("volume")
+    with tarfile.open(tmp_path / "wheels" / "fake-pkg-1.2.tar.gz", "w:gz") as archive:
+        archive.add(payload, arcname="fake-pkg-1.2/data/scan.nrrd")
+    path = sdist_file("fake-pkg", "1.2", "data/scan.nrrd", download=False)
+    assert path.read_text() == "volume" and str(path).startswith(str(tmp_path / "cache"))
+    assert source_file(("sdist", "fake-pkg", "1.2", "data/scan.nrrd")) == path
+    with pytest.raises(IsrnetError, match=r"fake-pkg-1\.2\.tar\.gz from https://pypi\.org"):
+        sdist_file("fake-pkg", "1.2", "data/other.nrrd", download=False)
 
 
 def test_debian_file_error_says_what_to_run(raw: Path) -> None:
