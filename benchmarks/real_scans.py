@@ -7,6 +7,7 @@ predicted by linear and cubic interpolation, the pre-trained weights, ssft train
 trains or tunes on them (see sources.py).
 Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
        [--weights FILE.pth] [--no-ssft] [--set KEY=VALUE ...] [--out DIR]
+       [--inplane-average K] [--inplane-crop N] [--rician-snr S]   (controls: each scan changed in one way)
        (about 6 min per scan with the defaults on 2 CPU cores; with --no-ssft, which judges the pre-trained weights
        alone, well under a minute)
 real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
@@ -34,7 +35,10 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     inputs = out / "inputs" / name
     shutil.rmtree(inputs, ignore_errors=True)
     inputs.mkdir(parents=True)
-    shutil.copy(source, inputs / f"{name}{image_ending(source)}")
+    if args.inplane_average > 1 or args.inplane_crop or args.rician_snr:
+        control_variant(source, inputs / f"{name}.nii.gz", args.inplane_average, args.inplane_crop, args.rician_snr)
+    else:
+        shutil.copy(source, inputs / f"{name}{image_ending(source)}")
     options = HiddenSliceOptions(keep_every=args.keep_every, ssft=args.ssft, budget_minutes=args.budget_minutes,
                                  adapt_minutes=args.adapt_minutes if args.ssft else None, output=out / name,
                                  seed=args.seed, weights=args.weights, plans_overrides=args.settings)
@@ -43,7 +47,38 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     table = result.table.copy()
     table.insert(0, "scan", name)
     table["role_of_scan"] = REAL_SCANS[name].role
+    table["inplane_average"] = args.inplane_average
+    table["inplane_crop"] = args.inplane_crop
+    table["rician_snr"] = args.rician_snr
     return table
+
+
+def control_variant(source: Path, target: Path, average: int = 1, crop: int | None = None,
+                    rician_snr: float | None = None, seed: int = 0) -> None:
+    """The scan changed in one controlled way, its slices otherwise untouched (the slice axis is the one with the
+    largest spacing): in-plane pixels averaged over `average` x `average` blocks (SimpleITK's BinShrink), then the
+    central `crop` x `crop` in-plane pixels kept, then complex Gaussian noise of sigma = the head's median /
+    `rician_snr` added and the magnitude taken (Rician)."""
+    import SimpleITK as sitk
+    from isrnet.intensity import foreground_mask
+    image = sitk.ReadImage(str(source), sitk.sitkFloat32)
+    slice_axis = int(np.argmax(image.GetSpacing()))
+    if average > 1:
+        image = sitk.BinShrink(image, [1 if axis == slice_axis else average for axis in range(image.GetDimension())])
+    if crop:
+        size = image.GetSize()
+        start = [0 if axis == slice_axis else max(0, (size[axis] - crop) // 2) for axis in range(len(size))]
+        extent = [size[axis] if axis == slice_axis else min(crop, size[axis]) for axis in range(len(size))]
+        image = sitk.RegionOfInterest(image, extent, start)
+    if rician_snr:
+        array = sitk.GetArrayFromImage(image)
+        sigma = float(np.median(array[foreground_mask(array)])) / rician_snr
+        rng = np.random.default_rng(seed)
+        noisy = np.hypot(array + rng.normal(0, sigma, array.shape), rng.normal(0, sigma, array.shape))
+        noisy_image = sitk.GetImageFromArray(noisy.astype(np.float32))
+        noisy_image.CopyInformation(image)
+        image = noisy_image
+    sitk.WriteImage(image, str(target))
 
 
 def guard_of(out: Path, name: str) -> dict:
@@ -111,8 +146,20 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/real_scans"))
     parser.add_argument("--set", dest="settings", nargs="*", default=[], metavar="KEY=VALUE",
                         help="plans keys of each thinned scan's dataset, e.g. sampler.wide_gap_share=0.25")
+    controls = parser.add_argument_group("controls: each scan changed in one way before it is thinned")
+    controls.add_argument("--inplane-average", type=int, default=1, metavar="K",
+                          help="average the in-plane pixels over K x K blocks (coarser in-plane detail; default 1: "
+                               "the scan as it is)")
+    controls.add_argument("--inplane-crop", type=int, default=None, metavar="N",
+                          help="keep the central N x N in-plane pixels (after --inplane-average): a small field of "
+                               "view")
+    controls.add_argument("--rician-snr", type=float, default=None, metavar="S",
+                          help="add Rician noise, sigma = the head's median intensity / S")
     parser.add_argument("--report", action="store_true", help="only print the report of real_scans.csv in --out")
     args = parser.parse_args()
+    if args.inplane_average < 1 or (args.inplane_crop is not None and args.inplane_crop < 8) or \
+            (args.rician_snr is not None and args.rician_snr <= 0):
+        parser.error("--inplane-average must be at least 1, --inplane-crop at least 8, --rician-snr above 0")
     from isrnet.cli.common import parse_overrides
     args.settings = parse_overrides(args.settings)
     out = args.out.resolve()

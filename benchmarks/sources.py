@@ -4,7 +4,7 @@ High-resolution sources (`HR_SOURCES`, for simulated acquisitions with a referen
 `high_resolution(name)` as float32 arrays at 1 mm, superior-inferior axis first, cropped to the head.
 Real anisotropic or near-isotropic scans (`REAL_SCANS`, for the hidden-slice evaluation: no reference) are
 returned by `real_scan_file(name)` as a NIfTI file in isrnet's cache (DICOM mosaics and PAR/REC are converted
-there once, with nibabel). Everything ships inside PyPI wheels or a Debian package (see
+there once, with nibabel). Everything ships inside PyPI wheels, a PyPI source distribution or a Debian package (see
 ../shared/reference/data.md): nothing is downloaded but the packages.
 
 Roles, so that training and judging stay apart:
