@@ -55,6 +55,15 @@ class RunRecord:
         """Whether the never-worse guard ended the run with its starting weights."""
         return (self.guard or {}).get("kept") == "start"
 
+    @property
+    def cases_keeping_start(self) -> dict[str, float]:
+        """{case: its own witness lead (dB)} of the training cases predicted with the starting weights although the
+        run kept its fine-tuned ones: their own hidden real slices scored those below the start."""
+        if (self.guard or {}).get("kept") != "fine-tuned":
+            return {}
+        verdicts = (self.guard.get("hidden_slices") or {}).get("per_case") or {}
+        return {case: float(v["lead_db"]) for case, v in verdicts.items() if v.get("says") == "start"}
+
     @classmethod
     def load(cls, path: Path) -> "RunRecord":
         content = load_json(path)

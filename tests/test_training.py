@@ -480,6 +480,51 @@ def test_the_witness_keeps_the_start_unless_its_lead_clears_the_margin(dataset, 
             assert witness["margin_db"] == 0.0, guard
 
 
+def test_a_training_case_whose_own_hidden_slices_prefer_the_start_is_predicted_with_it(folders, monkeypatch,
+                                                                                          capsys) -> None:
+    """Two training cases; the dataset's witness keeps the fine-tuned weights, but case 'b''s own hidden slices score
+    them below the start: `isr_predict -d` predicts 'b' with the starting weights (its sidecar says so) and 'a' with
+    the fine-tuned ones. A case of no training run (renamed) gets the fine-tuned weights."""
+    from isrnet.imageio import read_volume
+    from isrnet.inference import PredictionSettings, PredictOptions, predict_paths
+    import isrnet.training.hidden_slice_witness as witness
+    cases = {name: simulate_thick_slices(spheres_phantom((48, 48, 48), seed=seed), 0, 4, 4.0)[0]
+             for name, seed in (("a", 1), ("b", 2))}
+    images = write_target(folders.raw, DATASET, cases) / "imagesTr"
+    plan_and_preprocess(monkeypatch, capsys, "-d", "1", "--set", *small_plan_overrides())
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "20", "--lr", "0.003", "--tag", "base")
+    base = folders.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    final = witness.WitnessScore(21.0, np.array([23.0, 23.0, 19.0, 19.0]), {"a": 23.0, "b": 19.0}, {"a": 2, "b": 2})
+    start = witness.WitnessScore(20.0, np.array([20.0, 20.0, 20.0, 20.0]), {"a": 20.0, "b": 20.0}, {"a": 2, "b": 2})
+    scores = iter([final, start])  # the trainer scores the final weights first, then the start
+    monkeypatch.setattr(witness, "hidden_slice_score", lambda network, volumes, device="cpu": next(scores))
+    train(monkeypatch, capsys, "-init", str(base), "--iterations", "4", "--set", "training.witness_margin=0")
+    folder = folders.results / DATASET / "ssft"
+    guard = debug_of(folder)["guard"]
+    per_case = guard["hidden_slices"]["per_case"]
+    assert guard["kept"] == "fine-tuned" and per_case["b"]["says"] == "start" and per_case["a"]["says"] == "fine-tuned"
+    assert per_case["b"]["lead_db"] == pytest.approx(-1.0) and "b: fine-tuned -1.00 dB" in \
+        (folder / "training_log.txt").read_text()
+
+    def predict(source: Path, output: Path, model: Path) -> dict:
+        results = predict_paths(source, output, model, PredictOptions(PredictionSettings(thickness_mm=4.0)))
+        assert not any(r.failed for r in results), [r.message for r in results]
+        return {r.source.name.split(".")[0]: read_volume(r.output).array for r in results}
+    by_run = predict(images, folders.results / "by_run", folder)
+    from_start = predict(images, folders.results / "from_start", base)
+    from_final = predict(images, folders.results / "from_final", folder / "checkpoint_latest.pth")
+    np.testing.assert_array_equal(by_run["b"], from_start["b"])
+    np.testing.assert_array_equal(by_run["a"], from_final["a"])
+    assert not np.array_equal(from_start["b"], from_final["b"])  # the two weights differ on this case
+    sidecar = load_json(folders.results / "by_run" / "b.json")
+    assert "its starting weights for b" in sidecar["model"] and "-1.00 dB" in sidecar["model"], sidecar["model"]
+    assert "starting weights" not in load_json(folders.results / "by_run" / "a.json")["model"]
+    renamed = folders.results / "renamed"
+    renamed.mkdir()
+    (renamed / "c.nii.gz").write_bytes((images / "b.nii.gz").read_bytes())
+    np.testing.assert_array_equal(predict(renamed, folders.results / "by_run_c", folder)["c"], from_final["b"])
+
+
 def test_a_run_whose_cases_give_no_witness_keeps_its_start(dataset, monkeypatch, capsys) -> None:
     """Cases too short to hide real slices of: nothing real can vouch for the fine-tuned weights, so the default rule
     keeps the start and says why; 'validation' lets the simulated pairs decide."""

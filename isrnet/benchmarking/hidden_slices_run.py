@@ -198,7 +198,8 @@ def _predict_dense(predictor: Predictor, case: ThinnedCase, scan: Scan) -> Volum
 
 
 def _network_method(label: str, role: str, predictor: Predictor) -> Method:
-    return Method(label, role, lambda case, scan: _predict_dense(predictor, case, scan))
+    """`predictor` on each case (a training case of its run with the weights `Predictor.for_case` gives it)."""
+    return Method(label, role, lambda case, scan: _predict_dense(predictor.for_case(scan.name), case, scan))
 
 
 def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -> Method:
@@ -208,7 +209,7 @@ def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -
         adaptation = AdaptationOptions(minutes=options.adapt_minutes)  # its own default seed unless one is given
         if options.seed is not None:
             adaptation = replace(adaptation, seed=options.seed)
-        adapted, _ = start.adapted_to(scan.name, case.thinned, settings, scan.profile, adaptation)
+        adapted, _ = start.for_case(scan.name).adapted_to(scan.name, case.thinned, settings, scan.profile, adaptation)
         return _predict_dense(adapted, case, scan)
     return Method(label, role="adapted", predict=predict)
 
@@ -311,7 +312,8 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
         checkpoint, plans = train_on_thinned(workspace, name, start_path, options)
         adapt_from = Predictor.from_checkpoint(checkpoint, device, plans)
         methods.append(_network_method("isrnet ssft on the thinned scans", "ssft_thinned", adapt_from))
-        if RunRecord.load(checkpoint.parent / DEBUG_FILE).kept_start:  # what the guard turned down is judged too
+        record = RunRecord.load(checkpoint.parent / DEBUG_FILE)
+        if record.kept_start or record.cases_keeping_start:  # what the guard turned down is judged too
             methods.append(_network_method("isrnet ssft on the thinned scans, fine-tuned (turned down by the guard)",
                                            "ssft_unguarded", Predictor.from_checkpoint(
                                                checkpoint.parent / "checkpoint_latest.pth", device, plans)))

@@ -61,6 +61,7 @@ def predict_file(predictor: Predictor, source: Path, output_folder: Path, reques
     with open_frames(source) as frames:
         first_frame = frames.frame(0)
         settings, profile = predictor.resolve(first_frame, requested, case)  # every frame alike
+        predictor = predictor.for_case(case)  # a training case its own witness sent back to the start
         adapted = None
         if adaptation is not None and adaptation.enabled:
             predictor, adapted = predictor.adapted_to(case, first_frame, settings, profile, adaptation, source,

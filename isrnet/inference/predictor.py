@@ -30,12 +30,13 @@ from isrnet.inference.slice_synthesis import Acceleration, synthesise_slices
 from isrnet.intensity import DEFAULT_NORMALISATION
 from isrnet.plans import Plans
 from isrnet.preprocessing.preprocessor import prepare_volume
-from isrnet.runs import Run
+from isrnet.runs import DEBUG_FILE, Run, RunRecord
 from isrnet.training.adaptation import Adapted, AdaptationCase, AdaptationOptions, StartingPoint, adapt_to_case
 from isrnet.training.checkpointing import load_checkpoint, network_from_checkpoint
 from isrnet.utilities.device import check_amp
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
+FINAL_CHECKPOINT, START_CHECKPOINT = "checkpoint_final.pth", "checkpoint_start.pth"
 
 
 @dataclass
@@ -76,13 +77,19 @@ class Predictor:
         self.acceleration = Acceleration.for_device(device, amp)
         self.network_config = network_config  # build_network's config: what fine-tuning a copy needs
         self.weights = weights  # the checkpoint file the weights came from (provenance)
+        # training cases to predict with the run's starting weights (`for_case`): {case: its own witness lead, dB}
+        self.case_starts: dict[str, float] = {}
+        self.start_checkpoint: Path | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: Plans | None = None,
                         description: str | None = None, amp: bool = False) -> "Predictor":
         checkpoint = load_checkpoint(path)
-        return cls(network_from_checkpoint(checkpoint), description or str(path), device,
-                   checkpoint.get("trained_factors"), plans, amp, checkpoint["network"], str(Path(path).resolve()))
+        predictor = cls(network_from_checkpoint(checkpoint), description or str(path), device,
+                        checkpoint.get("trained_factors"), plans, amp, checkpoint["network"],
+                        str(Path(path).resolve()))
+        predictor.case_starts, predictor.start_checkpoint = _cases_keeping_start(Path(path))
+        return predictor
 
     @classmethod
     def from_model(cls, model: Model, device: str = "cpu", amp: bool = False) -> "Predictor":
@@ -92,6 +99,17 @@ class Predictor:
     def from_run(cls, run: Run | str | Path, device: str = "cpu") -> "Predictor":
         """A trained run folder (or Run): its best available checkpoint and the plans it was trained with."""
         return cls.from_model(from_model_path(run.folder if isinstance(run, Run) else run), device)
+
+    def for_case(self, case: str | None) -> "Predictor":
+        """The predictor for training case `case`: this one, or, where the run kept its fine-tuned weights but the
+        case's own hidden real slices scored them below the start (training/hidden_slice_witness.py), one with the
+        run's starting weights."""
+        if case not in self.case_starts or self.start_checkpoint is None:
+            return self
+        start = Predictor.from_checkpoint(self.start_checkpoint, self.device, self.plans, amp=self.amp)
+        start.description = (f"{self.description}: its starting weights for {case} (the case's own hidden real slices "
+                             f"scored the fine-tuned ones {self.case_starts[case]:+.2f} dB against them)")
+        return start
 
     def with_network(self, network: torch.nn.Module, description: str) -> "Predictor":
         """The same predictor (plans, device, trained factors) with other weights of the same network."""
@@ -175,9 +193,10 @@ class Predictor:
 
     def run(self, volume: Volume, requested: PredictionSettings = PredictionSettings(), case: str | None = None,
             progress: Callable[[int], None] | None = None) -> Prediction:
-        """`predict`, returning the settings and slice profile it used as well (what a sidecar records)."""
+        """`predict`, returning the settings and slice profile it used as well (what a sidecar records); a training
+        case of the run is predicted with the weights `for_case` gives it."""
         settings, profile = self.resolve(volume, requested, case)
-        return self.run_resolved(volume, settings, profile, progress)
+        return self.for_case(case).run_resolved(volume, settings, profile, progress)
 
     def run_resolved(self, volume: Volume, settings: PredictionSettings, profile: SliceProfile,
                      progress: Callable[[int], None] | None = None) -> Prediction:
@@ -251,3 +270,14 @@ class Predictor:
         """In-memory use: array + spacing in, array + spacing out (identity direction, zero origin)."""
         result = self.predict(Volume(np.asarray(array), spacing), settings)
         return result.array, result.spacing
+
+
+def _cases_keeping_start(checkpoint: Path) -> tuple[dict[str, float], Path | None]:
+    """For a run's final checkpoint: the training cases its guard's witness sent back to the starting weights, and
+    the starting checkpoint beside it ({} and None for any other file, or when either record is missing)."""
+    start = checkpoint.parent / START_CHECKPOINT
+    record = checkpoint.parent / DEBUG_FILE
+    if checkpoint.name != FINAL_CHECKPOINT or not start.is_file() or not record.is_file():
+        return {}, None
+    cases = RunRecord.load(record).cases_keeping_start
+    return cases, (start if cases else None)

@@ -14,6 +14,9 @@ Rules (plans key `training.guard`; what each measured: documentation/training.md
 Under both witness rules, a run whose cases should have a witness (ssft, --adapt-minutes) but where none could be
 scored (stacks too short to hide slices of) keeps its start: nothing real can say the fine-tuned weights are better.
 A stage without witness cases (mrft from video weights) is decided by the validation alone; the reason says which.
+The decision is one for the dataset; each witness case's own lead is recorded beside it, and a training case whose
+own hidden slices score the kept fine-tuned weights below the start is predicted with the start
+(hidden_slice_witness.case_verdicts, inference/predictor.py `Predictor.for_case`).
 """
 from __future__ import annotations
 

@@ -8,13 +8,15 @@ restores thin slices is not penalised by the thick real ones). It only uses what
 recorded in debug.json (`guard.hidden_slices`); under the rules `witness` (the default) and `validation+witness`
 (training/guard.py) it decides whether the fine-tuned weights are kept: they must lead the start, by a margin of
 `training.witness_margin` standard errors of the per-slice differences (`witness_margin`;
-default 1.645; 0 keeps any lead). benchmarks/real_scans.py and
-ssft_mismatch_set.py measure both signals against judges that never saw what they see.
+default 1.645; 0 keeps any lead). Each witness case's own lead is recorded too (`per_case`): after a dataset
+decision for the fine-tuned weights, a case whose own hidden slices score them below the start is predicted with the
+start (inference/predictor.py, `for_case`). benchmarks/real_scans.py and ssft_mismatch_set.py measure the signals
+against judges that never saw what they see.
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -52,6 +54,8 @@ class WitnessScore:
     """One network's hidden-slice scores over the witness volumes."""
     psnr: float  # mean over the volumes (dB, each at its best blur width)
     slice_psnr: np.ndarray  # per hidden slice with anatomy, every volume in order, at that volume's best width
+    case_psnr: dict[str, float] = field(default_factory=dict)  # per witness case (dB, at its best blur width)
+    case_slices: dict[str, int] = field(default_factory=dict)  # hidden slices scored per case
 
 
 def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume, float]],
@@ -60,7 +64,7 @@ def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume
     can be scored (none can be thinned, or too few for a margin)."""
     from isrnet.inference.predictor import PredictionSettings, Predictor
     predictor = Predictor(network, "the guard's witness", device)
-    scores, slices = [], []
+    scores, slices, case_psnr, case_slices = [], [], {}, {}
     for name, volume, thickness in volumes:
         try:
             case = thin_case(name, volume, 0, KEEP_EVERY)
@@ -75,9 +79,27 @@ def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume
         score = score_output(case, output)
         scores.append(score.psnr)
         truth = case.truth.astype(np.float64)
-        slices += [psnr(score.estimate[i].astype(np.float64), truth[i], case.mask[i], case.data_range)
-                   for i in range(len(truth)) if case.mask[i].any()]
-    return WitnessScore(float(np.mean(scores)), np.array(slices)) if len(slices) >= 2 else None
+        scored = [psnr(score.estimate[i].astype(np.float64), truth[i], case.mask[i], case.data_range)
+                  for i in range(len(truth)) if case.mask[i].any()]
+        slices += scored
+        case_psnr[name], case_slices[name] = float(score.psnr), len(scored)
+    if len(slices) < 2:
+        return None
+    return WitnessScore(float(np.mean(scores)), np.array(slices), case_psnr, case_slices)
+
+
+def case_verdicts(start: WitnessScore, final: WitnessScore) -> dict[str, dict]:
+    """Per witness case, what its own hidden slices say of the fine-tuned weights: {'lead_db' (final - start),
+    'slices', 'says'}. 'start' where they score the fine-tuned weights below the start (no margin: the dataset's
+    lead already cleared one); after a dataset decision for the fine-tuned weights such a case is predicted with the
+    start (Predictor.for_case)."""
+    verdicts = {}
+    for case, final_psnr in final.case_psnr.items():
+        if case in start.case_psnr:
+            lead = final_psnr - start.case_psnr[case]
+            verdicts[case] = {"lead_db": round(lead, 4), "slices": final.case_slices.get(case, 0),
+                              "says": "start" if lead < 0 else "fine-tuned"}
+    return verdicts
 
 
 def witness_margin(start: WitnessScore, final: WitnessScore, standard_errors: float) -> float:

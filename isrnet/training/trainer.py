@@ -151,7 +151,8 @@ class Trainer:
         """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness)."""
         if not self.witness_cases or not self.distributed.is_main:
             return None
-        from isrnet.training.hidden_slice_witness import hidden_slice_score, witness_margin, witness_volumes
+        from isrnet.training.hidden_slice_witness import (case_verdicts, hidden_slice_score, witness_margin,
+                                                          witness_volumes)
         began = time.time()
         volumes = witness_volumes(self.witness_cases)
         start_network = build_network(self.config.network)
@@ -164,9 +165,15 @@ class Trainer:
         self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), {final.slice_psnr.size} "
                   f"slices): {final.psnr:.2f} dB fine-tuned, {start.psnr:.2f} dB start"
                   f"{f', margin {margin:.2f} dB' if margin else ''} ({time.time() - began:.0f} s)")
-        return {"start_psnr": start.psnr, "final_psnr": final.psnr, "margin_db": margin,
-                "margin_standard_errors": self.config.witness_margin, "slices": int(final.slice_psnr.size),
-                "says": Signal(start.psnr, final.psnr, margin).says, "cases": len(volumes)}
+        record = {"start_psnr": start.psnr, "final_psnr": final.psnr, "margin_db": margin,
+                  "margin_standard_errors": self.config.witness_margin, "slices": int(final.slice_psnr.size),
+                  "says": Signal(start.psnr, final.psnr, margin).says, "cases": len(volumes)}
+        if len(final.case_psnr) > 1:  # one case: its verdict is the dataset's
+            record["per_case"] = case_verdicts(start, final)
+            for case, verdict in record["per_case"].items():
+                self._log(f"guard's witness, {case}: fine-tuned {verdict['lead_db']:+.2f} dB against the start on "
+                          f"its {verdict['slices']} hidden slices")
+        return record
 
     # ---- training ---------------------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
