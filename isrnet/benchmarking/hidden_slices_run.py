@@ -18,6 +18,7 @@ from __future__ import annotations
 import shutil
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -202,14 +203,18 @@ def _network_method(label: str, role: str, predictor: Predictor) -> Method:
     return Method(label, role, lambda case, scan: _predict_dense(predictor.for_case(scan.name), case, scan))
 
 
-def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions) -> Method:
+def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions, workspace: Path | None) -> Method:
+    """Adaptation from `start` on each thinned case; with `workspace` (where ssft on the thinned scans ran), the
+    adaptation-need record compares the case with that dataset's preprocessed cases."""
     def predict(case: ThinnedCase, scan: Scan) -> Volume:
         settings = PredictionSettings(thickness_mm=scan.profile.thickness_mm, slice_axis=case.slice_axis,
                                       thickness_source=ProfileSource.FULL_SCAN)
         adaptation = AdaptationOptions(minutes=options.adapt_minutes)  # its own default seed unless one is given
         if options.seed is not None:
             adaptation = replace(adaptation, seed=options.seed)
-        adapted, _ = start.for_case(scan.name).adapted_to(scan.name, case.thinned, settings, scan.profile, adaptation)
+        with paths.folders_under(workspace) if workspace is not None else nullcontext():
+            adapted, _ = start.for_case(scan.name).adapted_to(scan.name, case.thinned, settings, scan.profile,
+                                                              adaptation)
         return _predict_dense(adapted, case, scan)
     return Method(label, role="adapted", predict=predict)
 
@@ -320,7 +325,7 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
     if options.adapt_minutes:
         methods.append(_adapted_method(f"isrnet adapted per case ({options.adapt_minutes:g} min, from "
                                        f"{'ssft on the thinned scans' if options.ssft else 'the pre-trained weights'})",
-                                       adapt_from, options))
+                                       adapt_from, options, workspace if options.ssft else None))
     if dataset and options.full_scan_runs:
         methods += _full_scan_methods(dataset, device)
 
