@@ -129,7 +129,7 @@ REAL_SCANS = {
                                    "6.5 mm (pyradiomics test case brain2)",
                                    ("sdist", "pyradiomics", "3.1.0", "data/brain2_image.nrrd")),
     "pyradiomics_breast": RealScan("breast MR crop, 45 x 120 x 21 at 0.66 x 0.66 x 2.1 mm (pyradiomics test case "
-                                   "breast1): the one scan here that is not a head",
+                                   "breast1): the one human scan here that is not a head",
                                    ("sdist", "pyradiomics", "3.1.0", "data/breast1_image.nrrd")),
     "philips_epi_phantom": RealScan("Philips EPI phantom, 64 x 64 x 9 at 3.75 x 3.75 x 8 mm (6 mm slices, 2 mm gap), "
                                     "first dynamic (nibabel PAR/REC)",
