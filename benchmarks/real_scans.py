@@ -60,6 +60,7 @@ def control_variant(source: Path, target: Path, average: int = 1, crop: int | No
     central `crop` x `crop` in-plane pixels kept, then complex Gaussian noise of sigma = the head's median /
     `rician_snr` added and the magnitude taken (Rician)."""
     import SimpleITK as sitk
+    from isrnet.acquisition.mr_physics import complex_noise
     from isrnet.intensity import foreground_mask
     image = sitk.ReadImage(str(source), sitk.sitkFloat32)
     slice_axis = int(np.argmax(image.GetSpacing()))
@@ -73,9 +74,7 @@ def control_variant(source: Path, target: Path, average: int = 1, crop: int | No
     if rician_snr:
         array = sitk.GetArrayFromImage(image)
         sigma = float(np.median(array[foreground_mask(array)])) / rician_snr
-        rng = np.random.default_rng(seed)
-        noisy = np.hypot(array + rng.normal(0, sigma, array.shape), rng.normal(0, sigma, array.shape))
-        noisy_image = sitk.GetImageFromArray(noisy.astype(np.float32))
+        noisy_image = sitk.GetImageFromArray(complex_noise(array, sigma, np.random.default_rng(seed)))
         noisy_image.CopyInformation(image)
         image = noisy_image
     sitk.WriteImage(image, str(target))

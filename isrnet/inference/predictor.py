@@ -30,13 +30,12 @@ from isrnet.inference.slice_synthesis import Acceleration, synthesise_slices
 from isrnet.intensity import DEFAULT_NORMALISATION
 from isrnet.plans import Plans
 from isrnet.preprocessing.preprocessor import prepare_volume
-from isrnet.runs import DEBUG_FILE, Run, RunRecord
+from isrnet.runs import DEBUG_FILE, Run, RunRecord, checkpoint_in
 from isrnet.training.adaptation import Adapted, AdaptationCase, AdaptationOptions, StartingPoint, adapt_to_case
 from isrnet.training.checkpointing import load_checkpoint, network_from_checkpoint
 from isrnet.utilities.device import check_amp
 
 TRAINED_FACTOR_MARGIN = 1.5  # asking for more than this times the largest trained factor warns
-FINAL_CHECKPOINT, START_CHECKPOINT = "checkpoint_final.pth", "checkpoint_start.pth"
 
 
 @dataclass
@@ -79,7 +78,6 @@ class Predictor:
         self.weights = weights  # the checkpoint file the weights came from (provenance)
         # training cases to predict with the run's starting weights (`for_case`): {case: its own witness lead, dB}
         self.case_starts: dict[str, float] = {}
-        self.start_checkpoint: Path | None = None
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, device: str = "cpu", plans: Plans | None = None,
@@ -88,7 +86,7 @@ class Predictor:
         predictor = cls(network_from_checkpoint(checkpoint), description or str(path), device,
                         checkpoint.get("trained_factors"), plans, amp, checkpoint["network"],
                         str(Path(path).resolve()))
-        predictor.case_starts, predictor.start_checkpoint = _cases_keeping_start(Path(path))
+        predictor.case_starts = _cases_keeping_start(Path(path))
         return predictor
 
     @classmethod
@@ -104,9 +102,10 @@ class Predictor:
         """The predictor for training case `case`: this one, or, where the run kept its fine-tuned weights but the
         case's own hidden real slices scored them below the start (training/hidden_slice_witness.py), one with the
         run's starting weights."""
-        if case not in self.case_starts or self.start_checkpoint is None:
+        if case not in self.case_starts:
             return self
-        start = Predictor.from_checkpoint(self.start_checkpoint, self.device, self.plans, amp=self.amp)
+        start = Predictor.from_checkpoint(checkpoint_in(Path(self.weights).parent, ("start",)), self.device,
+                                          self.plans, amp=self.amp)
         start.description = (f"{self.description}: its starting weights for {case} (the case's own hidden real slices "
                              f"scored the fine-tuned ones {self.case_starts[case]:+.2f} dB against them)")
         return start
@@ -272,12 +271,11 @@ class Predictor:
         return result.array, result.spacing
 
 
-def _cases_keeping_start(checkpoint: Path) -> tuple[dict[str, float], Path | None]:
-    """For a run's final checkpoint: the training cases its guard's witness sent back to the starting weights, and
-    the starting checkpoint beside it ({} and None for any other file, or when either record is missing)."""
-    start = checkpoint.parent / START_CHECKPOINT
-    record = checkpoint.parent / DEBUG_FILE
-    if checkpoint.name != FINAL_CHECKPOINT or not start.is_file() or not record.is_file():
-        return {}, None
-    cases = RunRecord.load(record).cases_keeping_start
-    return cases, (start if cases else None)
+def _cases_keeping_start(checkpoint: Path) -> dict[str, float]:
+    """For a run's final checkpoint with its starting checkpoint beside it: the training cases its guard's witness
+    sent back to the starting weights ({} for any other file, or when a record is missing)."""
+    folder = checkpoint.parent
+    if checkpoint.name != "checkpoint_final.pth" or checkpoint_in(folder, ("start",)) is None or \
+            not (folder / DEBUG_FILE).is_file():
+        return {}
+    return RunRecord.load(folder / DEBUG_FILE).cases_keeping_start
