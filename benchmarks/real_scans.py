@@ -8,6 +8,7 @@ trains or tunes on them (see sources.py).
 Usage: python benchmarks/real_scans.py [--scans itk_t1 dipy_b0 ...] [--budget-minutes 4] [--adapt-minutes 1]
        [--weights FILE.pth] [--no-ssft] [--set KEY=VALUE ...] [--out DIR]
        [--inplane-average K] [--inplane-crop N] [--rician-snr S]   (controls: each scan changed in one way)
+       [--thickness-ratio R]   (control: every method told the thickness R x the slice spacing)
        (about 6 min per scan with the defaults on 2 CPU cores; with --no-ssft, which judges the pre-trained weights
        alone, well under a minute)
 real_scans.csv under --out accumulates scans across invocations (a re-run scan replaces its rows).
@@ -25,23 +26,23 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sources import REAL_SCANS, guard_outcome, real_scan_file, spread_summary  # noqa: E402
+from sources import REAL_SCANS, guard_outcome, real_scan_file, real_scan_folder, spread_summary  # noqa: E402
 
 
 def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
-    from isrnet.imageio.formats import image_ending
-    source = real_scan_file(name)
     inputs = out / "inputs" / name
-    shutil.rmtree(inputs, ignore_errors=True)
-    inputs.mkdir(parents=True)
     if args.inplane_average > 1 or args.inplane_crop or args.rician_snr:
-        control_variant(source, inputs / f"{name}.nii.gz", args.inplane_average, args.inplane_crop, args.rician_snr)
+        shutil.rmtree(inputs, ignore_errors=True)
+        inputs.mkdir(parents=True)
+        control_variant(real_scan_file(name), inputs / f"{name}.nii.gz", args.inplane_average, args.inplane_crop,
+                        args.rician_snr)
     else:
-        shutil.copy(source, inputs / f"{name}{image_ending(source)}")
+        real_scan_folder(name, inputs)
     options = HiddenSliceOptions(keep_every=args.keep_every, ssft=args.ssft, budget_minutes=args.budget_minutes,
                                  adapt_minutes=args.adapt_minutes if args.ssft else None, output=out / name,
-                                 seed=args.seed, weights=args.weights, plans_overrides=args.settings)
+                                 seed=args.seed, weights=args.weights, plans_overrides=args.settings,
+                                 thickness_mm=told_thickness(inputs, args.thickness_ratio))
     result = run_hidden_slices(inputs, options)
     print(result.text, flush=True)
     table = result.table.copy()
@@ -50,7 +51,17 @@ def run_scan(name: str, out: Path, args: argparse.Namespace) -> pd.DataFrame:
     table["inplane_average"] = args.inplane_average
     table["inplane_crop"] = args.inplane_crop
     table["rician_snr"] = args.rician_snr
+    table["thickness_ratio"] = args.thickness_ratio
     return table
+
+
+def told_thickness(inputs: Path, ratio: float | None) -> float | None:
+    """The thickness the evaluation is told for the scan in `inputs`: `ratio` x its slice spacing (the largest), or
+    None (the pipeline decides it, as for a user's scan)."""
+    if ratio is None:
+        return None
+    from isrnet.imageio.reader_writer import read_volumes
+    return ratio * max(read_volumes(next(inputs.iterdir()))[0].spacing)
 
 
 def control_variant(source: Path, target: Path, average: int = 1, crop: int | None = None,
@@ -154,11 +165,16 @@ def main() -> None:
                                "view")
     controls.add_argument("--rician-snr", type=float, default=None, metavar="S",
                           help="add Rician noise, sigma = the head's median intensity / S")
+    controls.add_argument("--thickness-ratio", type=float, default=None, metavar="R",
+                          help="tell every method the slice thickness R x the scan's slice spacing instead of the "
+                               "decided one (what the thickness decision costs on real slices)")
     parser.add_argument("--report", action="store_true", help="only print the report of real_scans.csv in --out")
     args = parser.parse_args()
     if args.inplane_average < 1 or (args.inplane_crop is not None and args.inplane_crop < 8) or \
-            (args.rician_snr is not None and args.rician_snr <= 0):
-        parser.error("--inplane-average must be at least 1, --inplane-crop at least 8, --rician-snr above 0")
+            (args.rician_snr is not None and args.rician_snr <= 0) or \
+            (args.thickness_ratio is not None and not 0.1 <= args.thickness_ratio <= 3.0):
+        parser.error("--inplane-average must be at least 1, --inplane-crop at least 8, --rician-snr above 0, "
+                     "--thickness-ratio within 0.1-3")
     from isrnet.cli.common import parse_overrides
     args.settings = parse_overrides(args.settings)
     out = args.out.resolve()

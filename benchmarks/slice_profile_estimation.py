@@ -14,9 +14,13 @@ Parts (--parts; each writes a CSV under --out, default ./benchmark_output/slice_
   thinned scan keeps its slices' thickness, so its truth is the header's.
 - cost: per grid cell, the shipped weights' PSNR on the synthesised slices (a central block of 16 thick slices by 96 x 96 mm) when
   told the true FWHM, the estimate, the decided thickness and the spacing: what a wrong width costs in dB.
+- hidden: every real scan in sources.py (header thickness or not), its slices thinned to every 2nd and the removed
+  real slices predicted by the shipped weights (the hidden-slice evaluation, no ssft) told the decided thickness and
+  R x the slice spacing for each R in {0.5, 0.75, 1, 1.25, 1.5}: what the decision costs on real slices, against
+  the best of those widths and against the spacing (about 6 s per scan and width).
 - ssft: on mismatched cells, the same budget of ssft with the estimated profile and with the old assumption
   (Gaussian, FWHM = spacing), each against the starting (shipped mrft) weights (ssft_mismatch_set.run_cell).
-Usage: python benchmarks/slice_profile_estimation.py [--parts grid real cost ssft] [--sources deepmriprep ...]
+Usage: python benchmarks/slice_profile_estimation.py [--parts grid real cost hidden ssft] [--sources deepmriprep ...]
        [--budget-minutes 2] [--out DIR]    (grid: about 5 s per cell on 2 CPU cores; cost: about 15 s per cell)
 The decision rule (slice_profile.decide_thickness) is judged per source; sources.py says which source it was chosen
 on (the development source) and which it is reported on.
@@ -40,7 +44,8 @@ from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.acquisition.estimation import estimate_slice_profile, gaussian_equivalent  # noqa: E402
 from isrnet.errors import IsrnetError  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from sources import HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file, spread_summary  # noqa: E402,E501
+from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file,  # noqa: E402
+                     real_scan_folder, spread_summary)
 from ssft_mismatch_set import rician_noise, tilted as tilted_anatomy  # noqa: E402
 
 FACTORS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
@@ -220,6 +225,37 @@ def cost_table(source: str, grid: pd.DataFrame, out: Path, only_wrong: bool = Tr
     return pd.DataFrame(rows)
 
 
+def hidden_cost_table(out: Path) -> pd.DataFrame:
+    """Per real scan: the shipped weights' hidden-slice gain over the best classic interpolant told the decided
+    thickness and each R x the slice spacing (R in RATIOS), and what the decided one costs against the best of them
+    and against the spacing (positive: the decided thickness is worse)."""
+    from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
+    from isrnet.imageio import read_volumes
+    rows = []
+    for name, scan in REAL_SCANS.items():
+        inputs = out / "hidden" / name / "input"
+        spacing = max(read_volumes(real_scan_folder(name, inputs))[0].spacing)
+        row = {"scan": name, "role": scan.role, "spacing_mm": spacing}
+        for ratio in (None, *RATIOS):
+            label = "decided" if ratio is None else f"{ratio:g}"
+            result = run_hidden_slices(inputs, HiddenSliceOptions(
+                ssft=False, output=out / "hidden" / name / label, thickness_mm=None if ratio is None else ratio * spacing))
+            pretrained = result.table[result.table.role == "pretrained"].iloc[0]
+            if ratio is None:
+                row.update(decided_mm=pretrained.thickness_mm, decided_by=pretrained.thickness_source)
+            row[f"gain_{label}_dB"] = pretrained.gain_vs_best_classic_dB
+        gains = {ratio: row[f"gain_{ratio:g}_dB"] for ratio in RATIOS}
+        best = max(gains, key=gains.get)
+        row.update(best_ratio=best, cost_vs_best_dB=gains[best] - row["gain_decided_dB"],
+                   cost_vs_spacing_dB=gains[1.0] - row["gain_decided_dB"])
+        rows.append(row)
+        print(f"{name}: decided {row['decided_mm']:.2f} mm of {spacing:.2f} ({row['decided_mm'] / spacing:.2f} x), "
+              f"gain {row['gain_decided_dB']:+.2f} dB; best told {best:g} x the spacing {gains[best]:+.2f}; "
+              f"the spacing {gains[1.0]:+.2f}", flush=True)
+        pd.DataFrame(rows).to_csv(out / "hidden.csv", index=False, float_format="%.4f")
+    return pd.DataFrame(rows)
+
+
 def _central_block(shape: tuple[int, ...], slices: int) -> tuple[slice, ...]:
     """`slices` along axis 0 and COST_CROP in-plane, around the centre of `shape`."""
     sizes = (min(slices, shape[0]), min(COST_CROP, shape[1]), min(COST_CROP, shape[2]))
@@ -270,7 +306,7 @@ def ssft_comparison(fine: np.ndarray, budget: float, out: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "ssft"), default=["grid", "real"])
+    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "hidden", "ssft"), default=["grid", "real"])
     parser.add_argument("--budget-minutes", type=float, default=2.0, help="ssft budget per arm and cell")
     parser.add_argument("--cost-of", choices=("wrong", "all"), default="wrong",
                         help="cells the cost part predicts: those whose decided width is wrong (default), or all")
@@ -307,6 +343,12 @@ def main() -> None:
         print(real[["scan", "keep_every", "fwhm_mm", "spacing_mm", "gaussian_equivalent_mm", "estimated_fwhm_mm",
                     "confidence", "decided_mm", "decided_by", "right", "decided_right"]]
               .to_string(index=False, float_format="{:.2f}".format))
+    if "hidden" in args.parts:
+        hidden = hidden_cost_table(out.resolve())
+        print(hidden.drop(columns=["decided_by"]).to_string(index=False, float_format="{:.2f}".format))
+        print(f"the decided thickness against the best of the widths told: mean {hidden.cost_vs_best_dB.mean():.3f} "
+              f"dB, worst {hidden.cost_vs_best_dB.max():.3f}; against the spacing: mean "
+              f"{hidden.cost_vs_spacing_dB.mean():+.3f}, worst {hidden.cost_vs_spacing_dB.max():+.3f}")
 
 
 if __name__ == "__main__":

@@ -180,6 +180,17 @@ def real_scan_file(name: str) -> Path:
     return _as_nifti(scan, path, target)
 
 
+def real_scan_folder(name: str, folder: Path) -> Path:
+    """`folder` (emptied first) holding the real scan `name` as its one image file: a scan as a dataset of its own,
+    the input of the hidden-slice evaluation. Returns the file."""
+    import shutil
+    from isrnet.imageio.formats import image_ending
+    source = real_scan_file(name)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return Path(shutil.copy(source, folder / f"{name}{image_ending(source)}"))
+
+
 def add_sources_argument(parser: argparse.ArgumentParser, default: tuple[str, ...] = ("deepmriprep",)) -> None:
     parser.add_argument("--sources", nargs="+", choices=list(HR_SOURCES), default=list(default),
                         help="high-resolution sources (see benchmarks/sources.py; training sources are marked in "
