@@ -13,8 +13,14 @@ never these tissue-class mappings):
 Tissue classes: three-class Otsu thresholds of the T1 inside the brain. Each weights file predicts each contrast
 as `isr_predict` with no dataset does (thickness estimated from the input); score: PSNR over synthesised slices
 in the head, minus cubic's. Ratio = a contrast's gain / the T1 gain of the same weights (target >= 0.85).
+--real-scans: the same mappings applied to real anisotropic scans of sources.py (their own classes; the "brain" is
+the filled foreground, so on a head scan skin, fat and skull are remapped too), each scored by the hidden-slice
+evaluation (every 2nd real slice hidden and predicted; no ssft): gain over the best classic interpolant on the removed
+real slices, and its ratio to the same weights' gain on the scan as acquired (about 5 s per scan, mapping and weights).
+Beside it, mapped_t1_prediction_gain: the weights' prediction of the T1 scan remapped with the same curve, scored the
+same way: what weights indifferent to contrast would gain (see mapped_t1_prediction).
 Usage: python benchmarks/contrast_zero_shot.py [--weights A.pth B.pth ...] [--sources deepmriprep mni152 ...]
-       [--figure FILE.png]   (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU
+       [--real-scans pyradiomics_brain1 ...] [--figure FILE.png]   (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU
        cores). With several sources: the ratios per source, and their mean, worst and spread.
 """
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -31,7 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 
 from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from sources import HR_SOURCES, add_sources_argument, high_resolution, spread_summary  # noqa: E402
+from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file,  # noqa: E402
+                     spread_summary)
 
 SPACING = 4.0
 MAPPINGS = ("t1", "inverted", "t2like", "pdlike", "flairlike", "greybright")
@@ -39,20 +47,31 @@ CLASS_LEVELS = {"t2like": (1.0, 0.6, 0.35), "pdlike": (0.8, 0.7, 0.6), "flairlik
                 "greybright": (0.5, 1.0, 0.2)}  # CSF, grey, white matter
 
 
-def contrast(t1: np.ndarray, mapping: str) -> np.ndarray:
-    """The 1 mm T1 remapped to `mapping` (background stays 0)."""
+def contrast_curve(t1: np.ndarray, mapping: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The mapping's intensity curve, its knots read off the T1 `t1` (its three classes inside the filled
+    foreground); applied to an array of the same T1 intensities (the T1 itself, or a prediction of it), it remaps
+    the filled foreground and sets the rest to 0."""
     from skimage.filters import threshold_multiotsu
-    brain = ndimage.binary_fill_holes(t1 > 0.05 * t1.max())
+    top = float(t1.max())
+
+    def inside(array: np.ndarray, values: np.ndarray) -> np.ndarray:
+        return np.where(ndimage.binary_fill_holes(array > 0.05 * top), values, 0.0).astype(np.float32)
+
     if mapping == "t1":
-        return t1
+        return lambda array: array
     if mapping == "inverted":
-        return np.where(brain, 1.1 * t1.max() - t1, 0.0).astype(np.float32)
+        return lambda array: inside(array, 1.1 * top - array)
+    brain = ndimage.binary_fill_holes(t1 > 0.05 * top)
     low, high = threshold_multiotsu(t1[brain], classes=3)
     values = t1[brain]
     means = [values[values < low].mean(), values[(values >= low) & (values < high)].mean(), values[values >= high].mean()]
-    levels = np.array(CLASS_LEVELS[mapping]) * t1.max()
-    mapped = np.interp(t1, [0.0, *means, t1.max()], [0.0, *levels, levels[-1]])
-    return np.where(brain, mapped, 0.0).astype(np.float32)
+    levels = np.array(CLASS_LEVELS[mapping]) * top
+    return lambda array: inside(array, np.interp(array, [0.0, *means, top], [0.0, *levels, levels[-1]]))
+
+
+def contrast(t1: np.ndarray, mapping: str) -> np.ndarray:
+    """The 1 mm T1 remapped to `mapping` (background stays 0)."""
+    return contrast_curve(t1, mapping)(t1)
 
 
 def acquisition(fine: np.ndarray) -> tuple[Volume, Volume]:
@@ -87,6 +106,63 @@ def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataF
     return table, examples
 
 
+def evaluate_real(weights: list[Path], scan: str, out: Path) -> pd.DataFrame:
+    """Each mapping of the real scan `scan` (same geometry), scored by the hidden-slice evaluation without ssft: gain of
+    each weights over the best classic interpolant on the removed real slices, and its ratio to the T1 (as acquired)
+    gain of the same weights."""
+    from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
+    from isrnet.imageio import read_volume, write_volume
+    volume = read_volume(real_scan_file(scan))
+    original = np.clip(volume.array.astype(np.float32), 0.0, None)
+    rows = []
+    for mapping in MAPPINGS:
+        folder = out / scan / mapping
+        write_volume(volume.with_array(contrast(original, mapping)), folder / "input" / f"{scan}_{mapping}.nii.gz")
+        for path in weights:
+            result = run_hidden_slices(folder / "input", HiddenSliceOptions(ssft=False, weights=path,
+                                                                            output=folder / Path(path).stem))
+            row = result.table[result.table.role == "pretrained"].iloc[0]
+            rows.append({"source": f"{scan} (hidden slices)", "weights": str(path), "contrast": mapping,
+                         "best_classic": row.best_classic, "isrnet": row.psnr, "gain": row.gain_vs_best_classic_dB,
+                         "thickness_mm": row.thickness_mm})
+    table = pd.DataFrame(rows)
+    t1_gain = table[table.contrast == "t1"].set_index("weights").gain
+    table["ratio_to_t1"] = table.gain / table.weights.map(t1_gain)
+    for path in weights:
+        rows_of = table.weights == str(path)
+        thickness = float(table[rows_of & (table.contrast == "t1")].thickness_mm.iloc[0])
+        oracle = mapped_t1_prediction(path, volume.with_array(original), thickness)
+        classic = table[rows_of].isrnet - table[rows_of].gain
+        table.loc[rows_of, "mapped_t1_prediction_gain"] = table[rows_of].contrast.map(oracle) - classic
+    return table
+
+
+def mapped_t1_prediction(weights: Path, t1: Volume, thickness_mm: float) -> dict[str, float]:
+    """Per mapping: the hidden-slice PSNR of the weights' prediction *of the T1 scan* remapped by the mapping's curve,
+    against the mapped scan's removed slices. What weights that commute with the mapping would score, so the mapped
+    scan's gain over its classic interpolants, set beside this one, separates the weights' contrast dependence from
+    what the mapping itself does to the task."""
+    import warnings
+    from isrnet.acquisition.slice_profile import ProfileSource
+    from isrnet.evaluation.hidden_slices import hidden_slice_axis, score_output, thin_case
+    from isrnet.imageio.geometry import factor_of
+    from isrnet.inference import PredictionSettings, Predictor
+    axis = hidden_slice_axis(t1.spacing)
+    case = thin_case("t1", t1, axis)
+    settings = PredictionSettings(factor=case.samples, thickness_mm=thickness_mm, slice_axis=axis,
+                                  thickness_source=ProfileSource.FULL_SCAN,
+                                  conditioning_factor=factor_of(case.thinned.spacing, axis))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the told gap is K x the scan's factor, as in the hidden-slice evaluation
+        output = Predictor.from_checkpoint(weights).predict(case.thinned, settings)
+    scores = {}
+    for mapping in MAPPINGS:
+        curve = contrast_curve(t1.array, mapping)
+        mapped_case = thin_case(mapping, t1.with_array(curve(t1.array)), axis)
+        scores[mapping] = score_output(mapped_case, output.with_array(curve(output.array))).psnr
+    return scores
+
+
 def figure(examples: dict, weights: str, mapping: str, path: Path) -> None:
     """Coronal views (across the slices) of input, output and reference for one contrast."""
     from isrnet.utilities.files import save_figure
@@ -116,16 +192,22 @@ def main() -> None:
     parser.add_argument("--weights", nargs="+", type=Path, default=None, help="checkpoints (default: shipped mrft)")
     parser.add_argument("--figure", type=Path, help="write a QC figure of the t2like case of the first weights")
     parser.add_argument("--csv", type=Path, help="also write the table here")
+    parser.add_argument("--real-scans", nargs="+", choices=list(REAL_SCANS), default=[],
+                        help="also these real scans, judged on their hidden slices")
+    parser.add_argument("--out", type=Path, default=Path("benchmark_output/contrast_zero_shot"),
+                        help="where the real scans' hidden-slice evaluations are written")
     add_sources_argument(parser)
     args = parser.parse_args()
     weights = args.weights or [shipped_weights("mrft")]
     parts = [evaluate(weights, source) for source in args.sources]
-    table = pd.concat([part[0] for part in parts], ignore_index=True)
-    examples = parts[0][1]
+    real = [evaluate_real(weights, scan, args.out.resolve()) for scan in args.real_scans]
+    table = pd.concat([part[0] for part in parts] + real, ignore_index=True)
+    examples = parts[0][1] if parts else {}
     print(table.to_string(index=False, float_format="{:.2f}".format))
     for (source, path), part in table.groupby(["source", "weights"], sort=False):
         others = part[part.contrast != "t1"]
-        print(f"{source} ({HR_SOURCES[source].role}), {path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} "
+        role = HR_SOURCES[source].role if source in HR_SOURCES else f"real scan, {REAL_SCANS[source.split()[0]].role}"
+        print(f"{source} ({role}), {path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} "
               f"dB; non-T1 gain / T1 gain: " + ", ".join(f"{r.contrast} {r.ratio_to_t1:.2f}" for r in others.itertuples())
               + f" (target >= 0.85: {int((others.ratio_to_t1 >= 0.85).sum())}/{len(others)})")
     for path, part in table[table.contrast != "t1"].groupby("weights", sort=False):
@@ -133,7 +215,7 @@ def main() -> None:
         print(f"{path}: gain over cubic (dB) per source, every contrast:\n{spread_summary(table[table.weights == path], 'source', 'gain')}")
     if args.csv:
         table.to_csv(args.csv, index=False, float_format="%.4f")
-    if args.figure:
+    if args.figure and examples:
         figure(examples, str(weights[0]), "t2like", args.figure)
         print(f"figure: {args.figure}")
 

@@ -217,7 +217,9 @@ def spread_summary(table, group: str, value: str, overall: bool = True) -> str:
     frame = pd.DataFrame([{group: name, "n": len(values), "mean": values.mean(), "worst": values.min(),
                            "best": values.max(), "spread": values.std(ddof=0)} for name, values in rows])
     if group == "source":
-        frame.insert(1, "role", [HR_SOURCES[n].role if n in HR_SOURCES else "" for n in frame[group]])
+        frame.insert(1, "role", [HR_SOURCES[n].role if n in HR_SOURCES else
+                                 f"real, {REAL_SCANS[n.split()[0]].role}" if n.split()[0] in REAL_SCANS else ""
+                                 for n in frame[group]])
     return frame.to_string(index=False, float_format="{:+.2f}".format)
 
 
