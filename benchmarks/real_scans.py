@@ -132,6 +132,9 @@ def guard_table(table: pd.DataFrame, out: Path) -> pd.DataFrame:
             kept = entry[signal] == "fine-tuned"
             entry[f"{signal}_outcome"] = guard_outcome(kept, judge)
             entry[f"{signal}_result_dB"] = judge if kept else 0.0
+        if entry["guard"] == "halfway":  # the run's final weights are the halfway ones: judged as kept
+            halfway = row["ssft_thinned"] - row["pretrained"]
+            entry.update(guard_outcome=guard_outcome(True, halfway), guard_result_dB=halfway)
         rows.append(entry)
     return pd.DataFrame(rows)
 

@@ -68,6 +68,7 @@ class TrainingPlan:
     seed: int = 12345
     guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
     witness_margin: float = cfg.DEFAULT_WITNESS_MARGIN  # standard errors the witness's lead must reach
+    halfway_weights: bool = cfg.DEFAULT_HALFWAY_WEIGHTS  # the witness's fallback: the start's and the run's mean
     sizes_by_device: dict[str, dict[str, int]] = field(default_factory=dict)  # patch and batch size per device
 
 

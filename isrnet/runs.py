@@ -39,7 +39,8 @@ class RunRecord:
     world_size: int = 1
     seconds_this_command: float | None = None
     budget_estimates: list = field(default_factory=list)  # [iteration, total, s/iteration] of each estimate
-    # {'kept': 'start' | 'fine-tuned', 'reason', 'rule', 'start_psnr', 'final_psnr', 'hidden_slices' (the witness)}
+    # {'kept': 'start' | 'fine-tuned' | 'halfway', 'reason', 'rule', 'start_psnr', 'final_psnr',
+    #  'hidden_slices' (the witness, with 'halfway' where the halfway weights were scored)}
     guard: dict | None = None
     threads: dict | None = None  # {'chosen': n, 'seconds_per_iteration': {n: s}} of a budgeted CPU run
     started: str | None = None
@@ -56,10 +57,15 @@ class RunRecord:
         return (self.guard or {}).get("kept") == "start"
 
     @property
+    def kept_halfway(self) -> bool:
+        """Whether the guard ended the run with the weights halfway between its start and its own (training/guard.py)."""
+        return (self.guard or {}).get("kept") == "halfway"
+
+    @property
     def cases_keeping_start(self) -> dict[str, float]:
         """{case: its own witness lead (dB)} of the training cases predicted with the starting weights although the
-        run kept its fine-tuned ones: their own hidden real slices scored those below the start."""
-        if (self.guard or {}).get("kept") != "fine-tuned":
+        run kept its fine-tuned (or halfway) ones: their own hidden real slices scored those below the start."""
+        if (self.guard or {}).get("kept") not in ("fine-tuned", "halfway"):
             return {}
         verdicts = (self.guard.get("hidden_slices") or {}).get("per_case") or {}
         return {case: float(v["lead_db"]) for case, v in verdicts.items() if v.get("says") == "start"}

@@ -165,6 +165,7 @@ PROBES: dict[str, tuple[Any, Callable[[dict, Path], Any], bool]] = {
     "training.loss": ("l2", lambda p, t: _trainer(p, t).loss.__name__, False),
     "training.guard": ("validation", lambda p, t: _trainer(p, t).config.guard, False),
     "training.witness_margin": (0.5, lambda p, t: _trainer(p, t).config.witness_margin, False),
+    "training.halfway_weights": (False, lambda p, t: _trainer(p, t).config.halfway_weights, False),
     "training.validation_every": (7, lambda p, t: _config(p).validation_every, False),
     "training.validation_batches": (2, lambda p, t: _config(p).validation_batches, False),
     "training.checkpoint_every_seconds": (5.0, lambda p, t: _config(p).checkpoint_every_seconds, False),

@@ -432,11 +432,12 @@ def _witness_against_fine_tuning(monkeypatch) -> None:
     _witness_scores(monkeypatch, [20.0, 20.5, 19.5], [21.0, 21.5, 20.5])
 
 
-def _witness_scores(monkeypatch, final: list[float], start: list[float]) -> None:
-    """The witness's per-slice PSNRs of the final and the starting weights, whatever the weights are."""
+def _witness_scores(monkeypatch, final: list[float], start: list[float], halfway: list[float] | None = None) -> None:
+    """The witness's per-slice PSNRs of the final, the starting and (if asked for) the halfway weights, whatever the
+    weights are; the halfway weights score as the final ones unless `halfway` is given."""
     import isrnet.training.hidden_slice_witness as witness
-    scores = iter([witness.WitnessScore(float(np.mean(final)), np.array(final)),  # the trainer scores the final
-                   witness.WitnessScore(float(np.mean(start)), np.array(start))])  # weights first, then the start
+    scores = iter([witness.WitnessScore(float(np.mean(values)), np.array(values))  # the trainer scores the final
+                   for values in (final, start, halfway or final)])  # weights first, then the start, then halfway
     monkeypatch.setattr(witness, "hidden_slice_score", lambda network, volumes, device="cpu": next(scores))
 
 
@@ -453,6 +454,8 @@ def test_guard_keeps_the_start_when_only_the_simulated_pairs_say_better(dataset,
         guard = debug_of(folder)["guard"]
         assert guard["final_psnr"] >= guard["start_psnr"], guard  # the simulated pairs say fine-tuning helped
         assert guard["hidden_slices"]["says"] == "start" and guard["rule"] == (rule or "witness"), guard
+        if rule is None:  # the halfway weights were scored too (as the final ones here) and turned down as well
+            assert guard["hidden_slices"]["halfway"]["says"] == "start" and "halfway weights" in guard["reason"], guard
         if rule != "validation":
             assert guard["kept"] == "start" and "hidden real slices 20.00 dB < the start's 21.00 dB" in guard["reason"]
             assert_same_weights(folder / "checkpoint_final.pth", base)
@@ -478,6 +481,37 @@ def test_the_witness_keeps_the_start_unless_its_lead_clears_the_margin(dataset, 
             assert witness["margin_db"] > 0.1 and "margin" in guard["reason"], guard
         else:
             assert witness["margin_db"] == 0.0, guard
+
+
+def test_weights_the_witness_turns_down_get_a_second_chance_halfway_from_the_start(dataset, monkeypatch,
+                                                                                   capsys) -> None:
+    """The fine-tuned weights lead by 0.1 dB with hidden slices that disagree (turned down by the margin); the
+    weights halfway between the start and them lead by 0.3 dB on every slice: the run keeps those (checkpoint_final
+    is the mean of start and fine-tuned weights), and says so. With training.halfway_weights=false it keeps the start."""
+    train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
+    base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
+    start = [20.0, 21.0, 22.0, 20.0]
+    for setting, tag, kept in (("true", "halfway", "halfway"), ("false", "nohalfway", "start")):
+        _witness_scores(monkeypatch, [20.5, 20.1, 22.9, 19.9], start, [20.3, 21.3, 22.3, 20.3])
+        train(monkeypatch, capsys, "-init", str(base), "--iterations", "5", "--tag", tag,
+              "--set", f"training.halfway_weights={setting}")
+        folder = dataset.results / DATASET / f"ssft__{tag}"
+        guard = debug_of(folder)["guard"]
+        assert guard["kept"] == kept and guard["hidden_slices"]["says"] == "start", guard
+        if kept == "start":
+            assert "halfway" not in guard["hidden_slices"], guard
+            assert_same_weights(folder / "checkpoint_final.pth", base)
+            continue
+        assert guard["hidden_slices"]["halfway"]["psnr"] == pytest.approx(21.05), guard
+        assert "halfway weights: hidden real slices 21.05 dB >= the start's 20.75 dB" in guard["reason"], guard
+        weights = {name: load(folder / f"checkpoint_{name}.pth")["state_dict"] for name in ("final", "latest")}
+        started = load(base)["state_dict"]
+        for key, tensor in weights["final"].items():
+            torch.testing.assert_close(tensor, (started[key] + weights["latest"][key]) / 2)
+        assert not torch.equal(weights["final"]["encoder.0.weight"], started["encoder.0.weight"])
+        assert "guard: kept the halfway weights" in (folder / "training_log.txt").read_text()
+        from isrnet.runs import RunRecord
+        assert RunRecord.load(folder / "debug.json").kept_halfway
 
 
 def test_a_training_case_whose_own_hidden_slices_prefer_the_start_is_predicted_with_it(folders, monkeypatch,

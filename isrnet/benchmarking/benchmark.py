@@ -121,9 +121,14 @@ class BenchmarkModel:
     run: Run | None = None
 
 
-def _kept_start(run: Run) -> bool:
+def _guard_note(run: Run) -> str:
+    """' (guard kept ...)' where the never-worse guard did not keep the run's own weights, else ''."""
     record = run.record()  # None for an installed model (no debug.json)
-    return record is not None and record.kept_start
+    if record is not None and record.kept_start:
+        return " (guard kept its starting weights)"
+    if record is not None and record.kept_halfway:
+        return " (guard kept the weights halfway from its start)"
+    return ""
 
 
 def trained_models(dataset: str, plans: Plans) -> list[BenchmarkModel]:
@@ -145,8 +150,7 @@ def trained_models(dataset: str, plans: Plans) -> list[BenchmarkModel]:
         if run.finished:
             bound = not STAGES[run.stage].pipeline
             label = "supervised upper bound (trained on referenceTr)" if bound else f"isrnet {run.name.replace('__', ' ')}"
-            if _kept_start(run):
-                label += " (guard kept its starting weights)"
+            label += _guard_note(run)
             models.append(BenchmarkModel(label, run.final, "upper_bound" if bound else "run", run))
     return models
 

@@ -318,7 +318,7 @@ def run_hidden_slices(source: str | int | Path, options: HiddenSliceOptions | No
         adapt_from = Predictor.from_checkpoint(checkpoint, device, plans)
         methods.append(_network_method("isrnet ssft on the thinned scans", "ssft_thinned", adapt_from))
         record = RunRecord.load(checkpoint.parent / DEBUG_FILE)
-        if record.kept_start or record.cases_keeping_start:  # what the guard turned down is judged too
+        if record.kept_start or record.kept_halfway or record.cases_keeping_start:  # what the guard turned down too
             methods.append(_network_method("isrnet ssft on the thinned scans, fine-tuned (turned down by the guard)",
                                            "ssft_unguarded", Predictor.from_checkpoint(
                                                checkpoint.parent / "checkpoint_latest.pth", device, plans)))

@@ -108,7 +108,8 @@ def plan_dataset(fingerprint: dict, device: str = "cpu", factor: float | None = 
                          "budget_minutes": budget,
                          "lr": stage.lr, "warmup_fraction": stage.warmup_fraction, "weight_decay": 0.0, "loss": "l1",
                          "validation_every": 50, "validation_batches": 4, "checkpoint_every_seconds": 60.0,
-                         "seed": 12345, "guard": cfg.DEFAULT_GUARD, "witness_margin": cfg.DEFAULT_WITNESS_MARGIN}
+                         "seed": 12345, "guard": cfg.DEFAULT_GUARD, "witness_margin": cfg.DEFAULT_WITNESS_MARGIN,
+                         "halfway_weights": cfg.DEFAULT_HALFWAY_WEIGHTS}
     plans["sampler"] = copy.deepcopy(stage.sampler_defaults)
     plans["overrides"] = {}
     for key, value in (overrides or {}).items():

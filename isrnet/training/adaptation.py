@@ -117,7 +117,10 @@ class Adapted:
     def summary(self) -> str:
         if self.skipped:
             return "not adapted: like the dataset's cases"
-        return "start kept by the guard" if self.kept_start else f"{self.iterations} iterations"
+        if self.kept_start:
+            return "start kept by the guard"
+        halfway = self.record.get("kept") == "halfway"
+        return f"{self.iterations} iterations{', halfway weights kept by the guard' if halfway else ''}"
 
 
 def case_plans(start: StartingPoint, case: str, entry: dict, profile: SliceProfile, factor: float,

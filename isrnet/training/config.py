@@ -33,6 +33,7 @@ class TrainingConfig:
     checkpoint_every_seconds: float = 60.0
     guard: str = cfg.DEFAULT_GUARD  # the never-worse guard's rule (training/guard.py)
     witness_margin: float = cfg.DEFAULT_WITNESS_MARGIN  # standard errors the witness's lead must reach
+    halfway_weights: bool = cfg.DEFAULT_HALFWAY_WEIGHTS  # the witness's fallback: the start's and the run's mean
     init: str | None = None
     from_scratch: bool = False
     tag: str | None = None
@@ -58,7 +59,7 @@ class TrainingConfig:
                   "loss": training.loss, "seed": training.seed, "validation_every": training.validation_every,
                   "validation_batches": training.validation_batches,
                   "checkpoint_every_seconds": training.checkpoint_every_seconds, "guard": training.guard,
-                  "witness_margin": training.witness_margin}
+                  "witness_margin": training.witness_margin, "halfway_weights": training.halfway_weights}
         known = {f.name for f in fields(cls)}
         for key, value in overrides.items():
             if value is None:
@@ -69,4 +70,6 @@ class TrainingConfig:
         check_guard(values["guard"])  # a misspelt rule is an error now, not after the run
         if not isinstance(values["witness_margin"], (int, float)) or not values["witness_margin"] >= 0:
             raise IsrnetError(f"training.witness_margin {values['witness_margin']} must be >= 0 (standard errors)")
+        if not isinstance(values["halfway_weights"], bool):
+            raise IsrnetError(f"training.halfway_weights {values['halfway_weights']!r} must be true or false")
         return cls(**values)

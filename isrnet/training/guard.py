@@ -11,6 +11,11 @@ Rules (plans key `training.guard`; what each measured: documentation/training.md
   validation           keep the fine-tuned weights when their validation PSNR is not below the start's
   witness              ... when the witness's is not below the start's
   validation+witness   ... when neither is below the start's
+Under the rule `witness`, fine-tuned weights the witness turns down get a second chance as the weights halfway
+between the start and them (`halfway_state`, the mean of the two; plans key
+`training.halfway_weights`, default on): kept when the witness's lead for them, against the start, clears its own
+margin. Fine-tuning often overshoots on one scan, and the halfway weights keep much of its gain at less risk
+(documentation/training.md measures it on real scans).
 Under both witness rules, a run whose cases should have a witness (ssft, --adapt-minutes) but where none could be
 scored (stacks too short to hide slices of) keeps its start: nothing real can say the fine-tuned weights are better.
 A stage without witness cases (mrft from video weights) is decided by the validation alone; the reason says which.
@@ -21,6 +26,8 @@ own hidden slices score the kept fine-tuned weights below the start is predicted
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+import torch
 
 from isrnet.configuration import GUARD_RULES
 from isrnet.errors import IsrnetError
@@ -48,8 +55,18 @@ def check_guard(rule: str) -> None:
         raise IsrnetError(f"training.guard '{rule}' is unknown; use one of {', '.join(GUARD_RULES)}")
 
 
+KEPT_WORDS = {"start": "starting", "fine-tuned": "fine-tuned",
+              "halfway": "halfway"}  # debug.json's guard.kept -> the log's "kept the ... weights"
+
 NO_WITNESS = ("no real slices of these cases could be hidden and scored (too few slices), so nothing real says the "
               "fine-tuned weights are better; --set training.guard=validation lets the simulated validation decide")
+
+
+def halfway_state(start: dict[str, torch.Tensor], final: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The weights halfway between `start` and `final` (state dicts of one network): the mean of each floating-point
+    tensor; any other (counters) taken from `final`."""
+    return {name: (start[name] + tensor) / 2 if tensor.is_floating_point() else tensor.clone()
+            for name, tensor in final.items()}
 
 
 def decide(rule: str, validation: Signal, witness: Signal | None,

@@ -25,7 +25,7 @@ from isrnet.plans import Plans
 from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
-from isrnet.training.guard import Signal, decide
+from isrnet.training.guard import KEPT_WORDS, Signal, decide, halfway_state
 from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
@@ -130,27 +130,55 @@ class Trainer:
         return self.output / "checkpoint_start.pth"
 
     def _never_worse(self, final: dict) -> dict | None:
-        """Keep the starting weights unless the guard's rule (training/guard.py) says fine-tuning made them better."""
+        """Keep the starting weights unless the guard's rule (training/guard.py) says fine-tuning made them better;
+        under the rule 'witness', weights it turns down get a second chance as the halfway weights."""
         start = next((v for v in self.history["validation"] if v["iteration"] == 0), None)
         if start is None or not self._start_path.is_file():
             return None
         starting = load_checkpoint(self._start_path)["state_dict"]
-        witness = self._hidden_slice_witness(starting)
+        witness, scores = self._hidden_slice_witness(starting)
         validation = Signal(start["psnr"], final["psnr"])
         kept, reason = decide(self.config.guard, validation,
                               Signal(witness["start_psnr"], witness["final_psnr"], witness["margin_db"])
                               if witness else None, witness_expected=bool(self.witness_cases))
+        if kept == "start" and witness and self.config.guard == "witness" and self.config.halfway_weights:
+            kept, reason = self._halfway_or_start(starting, witness, scores, reason)
         if kept == "start":
             self.network.load_state_dict(starting)
-        self._log(f"guard: kept the {'starting' if kept == 'start' else 'fine-tuned'} weights (rule "
-                  f"{self.config.guard}: {reason})")
+        self._log(f"guard: kept the {KEPT_WORDS[kept]} weights (rule {self.config.guard}: {reason})")
         return {"kept": kept, "reason": reason, "rule": self.config.guard, "start_psnr": start["psnr"],
                 "final_psnr": final["psnr"], **({"hidden_slices": witness} if witness else {})}
 
-    def _hidden_slice_witness(self, starting: dict) -> dict | None:
-        """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness)."""
+    def _halfway_or_start(self, starting: dict, witness: dict, scores: dict, reason: str) -> tuple[str, str]:
+        """The witness turned the fine-tuned weights down: score the weights halfway between the
+        start and them against the start, with their own margin. 'halfway' (loaded into the network) when their lead
+        clears it, else 'start'; the witness record gains `halfway`, and `per_case` describes the halfway weights if
+        kept."""
+        from isrnet.training.hidden_slice_witness import case_verdicts, hidden_slice_score, witness_margin
+        halfway = halfway_state(starting, {k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+        network = build_network(self.config.network)
+        network.load_state_dict(halfway)
+        score = hidden_slice_score(network, scores["volumes"], self.config.device)
+        if score is None:
+            return "start", reason
+        margin = witness_margin(scores["start"], score, self.config.witness_margin)
+        signal = Signal(scores["start"].psnr, score.psnr, margin)
+        witness["halfway"] = {"psnr": score.psnr, "margin_db": margin, "says": signal.says}
+        self._log(f"guard's witness, halfway weights: {score.psnr:.2f} dB, start {scores['start'].psnr:.2f} dB, "
+                  f"margin {margin:.2f} dB")
+        reason = f"{reason}; halfway weights: {signal.text('hidden real slices')}"
+        if signal.says == "start":
+            return "start", reason
+        self.network.load_state_dict(halfway)
+        if len(score.case_psnr) > 1:
+            witness["per_case"] = case_verdicts(scores["start"], score)
+        return "halfway", reason
+
+    def _hidden_slice_witness(self, starting: dict) -> tuple[dict | None, dict]:
+        """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness),
+        and what a second look needs: {'start': its WitnessScore, 'volumes': the witness volumes}."""
         if not self.witness_cases or not self.distributed.is_main:
-            return None
+            return None, {}
         from isrnet.training.hidden_slice_witness import (case_verdicts, hidden_slice_score, witness_margin,
                                                           witness_volumes)
         began = time.time()
@@ -160,7 +188,7 @@ class Trainer:
         final = hidden_slice_score(self.network, volumes, self.config.device)
         start = hidden_slice_score(start_network, volumes, self.config.device)
         if final is None or start is None:
-            return None
+            return None, {}
         margin = witness_margin(start, final, self.config.witness_margin)
         self._log(f"guard's witness (hidden real slices of {len(volumes)} training case(s), {final.slice_psnr.size} "
                   f"slices): {final.psnr:.2f} dB fine-tuned, {start.psnr:.2f} dB start"
@@ -173,7 +201,7 @@ class Trainer:
             for case, verdict in record["per_case"].items():
                 self._log(f"guard's witness, {case}: fine-tuned {verdict['lead_db']:+.2f} dB against the start on "
                           f"its {verdict['slices']} hidden slices")
-        return record
+        return record, {"start": start, "volumes": volumes}
 
     # ---- training ---------------------------------------------------------------------------------------
     def _to_device(self, batch: dict) -> tuple[torch.Tensor, ...]:
