@@ -32,6 +32,6 @@ DEFAULT_GUARD = "witness"
 # the fine-tuned weights ahead of the start: one-sided 95 %, so that a few hidden slices cannot keep worse weights by
 # chance; 0 keeps any lead (documentation/training.md measures both).
 DEFAULT_WITNESS_MARGIN = 1.645
-# When the witness turns the fine-tuned weights down, try the weights halfway between the start and them (their mean; plans key training.halfway_weights) and keep those if their own lead
-# clears its own margin (training/guard.py).
+# When the witness turns the fine-tuned weights down, try the weights halfway between the start and them (their
+# mean; plans key training.halfway_weights) and keep those if their own lead clears its own margin (training/guard.py).
 DEFAULT_HALFWAY_WEIGHTS = True

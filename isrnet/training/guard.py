@@ -12,10 +12,10 @@ Rules (plans key `training.guard`; what each measured: documentation/training.md
   witness              ... when the witness's is not below the start's
   validation+witness   ... when neither is below the start's
 Under the rule `witness`, fine-tuned weights the witness turns down get a second chance as the weights halfway
-between the start and them (`halfway_state`, the mean of the two; plans key
-`training.halfway_weights`, default on): kept when the witness's lead for them, against the start, clears its own
-margin. Fine-tuning often overshoots on one scan, and the halfway weights keep much of its gain at less risk
-(documentation/training.md measures it on real scans).
+between the start and them (`halfway_state`, the mean of the two; plans key `training.halfway_weights`, default on):
+kept when the witness's lead for them, against the start, clears its own margin. Fine-tuning often overshoots on
+one scan, and the halfway weights keep much of its gain at less risk (documentation/training.md measures it on real
+scans).
 Under both witness rules, a run whose cases should have a witness (ssft, --adapt-minutes) but where none could be
 scored (stacks too short to hide slices of) keeps its start: nothing real can say the fine-tuned weights are better.
 A stage without witness cases (mrft from video weights) is decided by the validation alone; the reason says which.

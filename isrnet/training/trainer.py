@@ -150,10 +150,9 @@ class Trainer:
                 "final_psnr": final["psnr"], **({"hidden_slices": witness} if witness else {})}
 
     def _halfway_or_start(self, starting: dict, witness: dict, scores: dict, reason: str) -> tuple[str, str]:
-        """The witness turned the fine-tuned weights down: score the weights halfway between the
-        start and them against the start, with their own margin. 'halfway' (loaded into the network) when their lead
-        clears it, else 'start'; the witness record gains `halfway`, and `per_case` describes the halfway weights if
-        kept."""
+        """The witness turned the fine-tuned weights down: score the weights halfway between the start and them
+        against the start, with their own margin. 'halfway' (loaded into the network) when their lead clears it, else
+        'start'; the witness record gains `halfway`, and `per_case` describes the halfway weights if kept."""
         from isrnet.training.hidden_slice_witness import case_verdicts, hidden_slice_score, witness_margin
         halfway = halfway_state(starting, {k: v.detach().cpu() for k, v in self.network.state_dict().items()})
         network = build_network(self.config.network)
