@@ -238,8 +238,9 @@ def hidden_cost_table(out: Path) -> pd.DataFrame:
         row = {"scan": name, "role": scan.role, "spacing_mm": spacing}
         for ratio in (None, *RATIOS):
             label = "decided" if ratio is None else f"{ratio:g}"
-            result = run_hidden_slices(inputs, HiddenSliceOptions(
-                ssft=False, output=out / "hidden" / name / label, thickness_mm=None if ratio is None else ratio * spacing))
+            told = None if ratio is None else ratio * spacing
+            result = run_hidden_slices(inputs, HiddenSliceOptions(ssft=False, output=out / "hidden" / name / label,
+                                                                  thickness_mm=told))
             pretrained = result.table[result.table.role == "pretrained"].iloc[0]
             if ratio is None:
                 row.update(decided_mm=pretrained.thickness_mm, decided_by=pretrained.thickness_source)

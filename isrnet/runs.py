@@ -58,7 +58,7 @@ class RunRecord:
 
     @property
     def kept_halfway(self) -> bool:
-        """Whether the guard ended the run with the weights halfway between its start and its own (training/guard.py)."""
+        """Whether the guard ended the run with the weights halfway between its start and its own (guard.py)."""
         return (self.guard or {}).get("kept") == "halfway"
 
     @property

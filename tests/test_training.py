@@ -487,7 +487,7 @@ def test_weights_the_witness_turns_down_get_a_second_chance_halfway_from_the_sta
                                                                                    capsys) -> None:
     """The fine-tuned weights lead by 0.1 dB with hidden slices that disagree (turned down by the margin); the
     weights halfway between the start and them lead by 0.3 dB on every slice: the run keeps those (checkpoint_final
-    is the mean of start and fine-tuned weights), and says so. With training.halfway_weights=false it keeps the start."""
+    is the mean of start and fine-tuned weights), and says so. With training.halfway_weights=false: the start."""
     train(monkeypatch, capsys, "--from-scratch", "--iterations", "30", "--lr", "0.003", "--tag", "base")
     base = dataset.results / DATASET / "ssft__base" / "checkpoint_final.pth"
     start = [20.0, 21.0, 22.0, 20.0]
