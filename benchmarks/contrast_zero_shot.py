@@ -20,8 +20,9 @@ real slices, and its ratio to the same weights' gain on the scan as acquired (ab
 Beside it, mapped_t1_prediction_gain: the weights' prediction of the T1 scan remapped with the same curve, scored the
 same way: what weights indifferent to contrast would gain (see mapped_t1_prediction).
 Usage: python benchmarks/contrast_zero_shot.py [--weights A.pth B.pth ...] [--sources deepmriprep mni152 ...]
-       [--real-scans pyradiomics_brain1 ...] [--figure FILE.png]   (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU
-       cores). With several sources: the ratios per source, and their mean, worst and spread.
+       [--real-scans pyradiomics_brain1 ...] [--figure FILE.png]
+       (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU cores). With several
+       sources: the ratios per source, and their mean, worst and spread.
 """
 from __future__ import annotations
 
@@ -142,19 +143,11 @@ def mapped_t1_prediction(weights: Path, t1: Volume, thickness_mm: float) -> dict
     against the mapped scan's removed slices. What weights that commute with the mapping would score, so the mapped
     scan's gain over its classic interpolants, set beside this one, separates the weights' contrast dependence from
     what the mapping itself does to the task."""
-    import warnings
-    from isrnet.acquisition.slice_profile import ProfileSource
+    from isrnet.benchmarking.hidden_slices_run import predict_thinned
     from isrnet.evaluation.hidden_slices import hidden_slice_axis, score_output, thin_case
-    from isrnet.imageio.geometry import factor_of
-    from isrnet.inference import PredictionSettings, Predictor
+    from isrnet.inference import Predictor
     axis = hidden_slice_axis(t1.spacing)
-    case = thin_case("t1", t1, axis)
-    settings = PredictionSettings(factor=case.samples, thickness_mm=thickness_mm, slice_axis=axis,
-                                  thickness_source=ProfileSource.FULL_SCAN,
-                                  conditioning_factor=factor_of(case.thinned.spacing, axis))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the told gap is K x the scan's factor, as in the hidden-slice evaluation
-        output = Predictor.from_checkpoint(weights).predict(case.thinned, settings)
+    output = predict_thinned(Predictor.from_checkpoint(weights), thin_case("t1", t1, axis), thickness_mm)
     scores = {}
     for mapping in MAPPINGS:
         curve = contrast_curve(t1.array, mapping)

@@ -19,25 +19,22 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
-import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from isrnet import paths  # noqa: E402
-from isrnet.acquisition.slice_profile import ProfileSource  # noqa: E402
+from isrnet.benchmarking.hidden_slices_run import predict_thinned  # noqa: E402
 from isrnet.evaluation.hidden_slices import hidden_slice_axis, score_output, thin_case  # noqa: E402
 from isrnet.imageio import read_volume  # noqa: E402
-from isrnet.imageio.geometry import factor_of  # noqa: E402
-from isrnet.inference.predictor import PredictionSettings, Predictor  # noqa: E402
+from isrnet.inference.predictor import Predictor  # noqa: E402
 from isrnet.plans import Plans  # noqa: E402
 from isrnet.preprocessing.preprocessor import load_training_cases  # noqa: E402
+from isrnet.training.checkpointing import load_checkpoint, network_from_checkpoint  # noqa: E402
+from isrnet.training.guard import weights_between  # noqa: E402
 from isrnet.training.hidden_slice_witness import hidden_slice_score, witness_margin, witness_volumes  # noqa: E402
 from sources import FALSE_KEEP_DB, WORTH_DB  # noqa: E402
 
@@ -46,35 +43,25 @@ STANDARD_ERRORS = 1.645
 RUN_FOLDER = Path("workspace/results/Dataset999_ScansKeepEvery2/ssft")
 
 
-def mixed_checkpoint(start: Path, final: Path, share: float, folder: Path) -> Path:
-    """A checkpoint holding (1 - share) x start + share x final."""
-    checkpoint = torch.load(start, map_location="cpu", weights_only=False)
-    tuned = torch.load(final, map_location="cpu", weights_only=False)["state_dict"]
-    checkpoint["state_dict"] = {name: (1 - share) * tensor + share * tuned[name] if tensor.is_floating_point()
-                                else tensor for name, tensor in checkpoint["state_dict"].items()}
-    path = folder / f"share_{share:g}.pth"
-    torch.save(checkpoint, path)
-    return path
+def weights_at(run: Path, share: float) -> Predictor:
+    """A predictor with the weights `share` of the way from the run's start to its fine-tuned weights."""
+    start, final = (load_checkpoint(run / f"checkpoint_{name}.pth") for name in ("start", "latest"))
+    return Predictor(network_from_checkpoint({**start, "state_dict": weights_between(
+        start["state_dict"], final["state_dict"], share)}), f"{run} at {share:g}")
 
 
-def score_run(name: str, root: Path, table: pd.DataFrame, scratch: Path) -> list[dict]:
+def score_run(name: str, root: Path, table: pd.DataFrame) -> list[dict]:
     run = root / name / RUN_FOLDER
     plans = Plans.from_json(json.loads((run / "plans.json").read_text()))
     thickness = float(table[table.role == "pretrained"].thickness_mm.iloc[0])
     volume = read_volume(next((root / "inputs" / name).iterdir()))
     case = thin_case(name, volume, hidden_slice_axis(volume.spacing))
-    settings = PredictionSettings(factor=case.samples, thickness_mm=thickness, slice_axis=case.slice_axis,
-                                  thickness_source=ProfileSource.FULL_SCAN,
-                                  conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
     with paths.folders_under(root / name / "workspace"):
         volumes = witness_volumes(load_training_cases("Dataset999_ScansKeepEvery2", plans))
     rows, start_judge, start_witness = [], None, None
     for share in SHARES:
-        predictor = Predictor.from_checkpoint(mixed_checkpoint(run / "checkpoint_start.pth",
-                                                               run / "checkpoint_latest.pth", share, scratch))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the told gap is K x the scan's factor, as in the hidden-slice table
-            judge = score_output(case, predictor.predict(case.thinned, settings)).psnr
+        predictor = weights_at(run, share)
+        judge = score_output(case, predict_thinned(predictor, case, thickness)).psnr
         witness = hidden_slice_score(predictor.network, volumes)
         if share == 0.0:
             start_judge, start_witness = judge, witness
@@ -111,16 +98,15 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, default=None, help="also write the per-share table here")
     args = parser.parse_args()
     rows = []
-    with tempfile.TemporaryDirectory() as scratch:
-        for root in args.runs:
-            table = pd.read_csv(root / "real_scans.csv")
-            for name in table.scan.unique():
-                if not (root / name / RUN_FOLDER / "checkpoint_start.pth").is_file():
-                    print(f"{root}/{name}: no ssft run with a start checkpoint, left out")
-                    continue
-                rows += score_run(name, root.resolve(), table[table.scan == name], Path(scratch))
-                print(f"{root}/{name}: " + ", ".join(f"{r['share']:g}: {r['judge_dB']:+.2f}" for r in rows[-5:]),
-                      flush=True)
+    for root in args.runs:
+        table = pd.read_csv(root / "real_scans.csv")
+        for name in table.scan.unique():
+            if not (root / name / RUN_FOLDER / "checkpoint_start.pth").is_file():
+                print(f"{root}/{name}: no ssft run with a start checkpoint, left out")
+                continue
+            rows += score_run(name, root.resolve(), table[table.scan == name])
+            print(f"{root}/{name}: " + ", ".join(f"{r['share']:g}: {r['judge_dB']:+.2f}" for r in rows[-5:]),
+                  flush=True)
     table = pd.DataFrame(rows)
     if args.csv:
         table.to_csv(args.csv, index=False, float_format="%.4f")

@@ -185,22 +185,21 @@ def train_on_thinned(workspace: Path, dataset: str, init: Path, options: HiddenS
 
 # ---- the methods -----------------------------------------------------------------------------------------------
 
-def _dense_settings(case: ThinnedCase, scan: Scan) -> PredictionSettings:
-    """SAMPLES_PER_SLICE output slices per scan slice; the network is told the thinned scan's real gap."""
-    return PredictionSettings(factor=case.samples, thickness_mm=scan.profile.thickness_mm,
-                              slice_axis=case.slice_axis, thickness_source=ProfileSource.FULL_SCAN,
-                              conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
-
-
-def _predict_dense(predictor: Predictor, case: ThinnedCase, scan: Scan) -> Volume:
+def predict_thinned(predictor: Predictor, case: ThinnedCase, thickness_mm: float) -> Volume:
+    """`predictor` on the thinned scan as every method is scored (`score_output`): SAMPLES_PER_SLICE output slices per
+    scan slice, the network told the thinned scan's real gap and the full scan's slice thickness `thickness_mm`."""
+    settings = PredictionSettings(factor=case.samples, thickness_mm=thickness_mm, slice_axis=case.slice_axis,
+                                  thickness_source=ProfileSource.FULL_SCAN,
+                                  conditioning_factor=factor_of(case.thinned.spacing, case.slice_axis))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the told gap (K x the scan's factor) is the table's network_factor
-        return predictor.predict(case.thinned, _dense_settings(case, scan))
+        return predictor.predict(case.thinned, settings)
 
 
 def _network_method(label: str, role: str, predictor: Predictor) -> Method:
     """`predictor` on each case (a training case of its run with the weights `Predictor.for_case` gives it)."""
-    return Method(label, role, lambda case, scan: _predict_dense(predictor.for_case(scan.name), case, scan))
+    return Method(label, role, lambda case, scan: predict_thinned(predictor.for_case(scan.name), case,
+                                                                  scan.profile.thickness_mm))
 
 
 def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions, workspace: Path | None) -> Method:
@@ -215,7 +214,7 @@ def _adapted_method(label: str, start: Predictor, options: HiddenSliceOptions, w
         with paths.folders_under(workspace) if workspace is not None else nullcontext():
             adapted, _ = start.for_case(scan.name).adapted_to(scan.name, case.thinned, settings, scan.profile,
                                                               adaptation)
-        return _predict_dense(adapted, case, scan)
+        return predict_thinned(adapted, case, scan.profile.thickness_mm)
     return Method(label, role="adapted", predict=predict)
 
 

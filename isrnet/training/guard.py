@@ -12,7 +12,7 @@ Rules (plans key `training.guard`; what each measured: documentation/training.md
   witness              ... when the witness's is not below the start's
   validation+witness   ... when neither is below the start's
 Under the rule `witness`, fine-tuned weights the witness turns down get a second chance as the weights halfway
-between the start and them (`halfway_state`, the mean of the two; plans key `training.halfway_weights`, default on):
+between the start and them (`weights_between`, the mean of the two; plans key `training.halfway_weights`, default on):
 kept when the witness's lead for them, against the start, clears its own margin. Fine-tuning often overshoots on
 one scan, and the halfway weights keep much of its gain at less risk (documentation/training.md measures it on real
 scans).
@@ -62,10 +62,14 @@ NO_WITNESS = ("no real slices of these cases could be hidden and scored (too few
               "fine-tuned weights are better; --set training.guard=validation lets the simulated validation decide")
 
 
-def halfway_state(start: dict[str, torch.Tensor], final: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The weights halfway between `start` and `final` (state dicts of one network): the mean of each floating-point
-    tensor; any other (counters) taken from `final`."""
-    return {name: (start[name] + tensor) / 2 if tensor.is_floating_point() else tensor.clone()
+HALFWAY = 0.5  # the share of the way from the start to the fine-tuned weights that the second chance tries
+
+
+def weights_between(start: dict[str, torch.Tensor], final: dict[str, torch.Tensor],
+                    share: float = HALFWAY) -> dict[str, torch.Tensor]:
+    """The weights `share` of the way from `start` to `final` (state dicts of one network): (1 - share) x start +
+    share x final for each floating-point tensor; any other (counters) taken from `final`."""
+    return {name: (1 - share) * start[name] + share * tensor if tensor.is_floating_point() else tensor.clone()
             for name, tensor in final.items()}
 
 

@@ -64,7 +64,7 @@ def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume
     can be scored (none can be thinned, or too few for a margin)."""
     from isrnet.inference.predictor import PredictionSettings, Predictor
     predictor = Predictor(network, "the guard's witness", device)
-    scores, slices, case_psnr, case_slices = [], [], {}, {}
+    slices, case_psnr, case_slices = [], {}, {}
     for name, volume, thickness in volumes:
         try:
             case = thin_case(name, volume, 0, KEEP_EVERY)
@@ -77,7 +77,6 @@ def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume
         except IsrnetError:  # too few slices, no anatomy in the removed ones, a factor refused: no witness here
             continue  # (it only records: a case it cannot judge must never fail the training run)
         score = score_output(case, output)
-        scores.append(score.psnr)
         truth = case.truth.astype(np.float64)
         scored = [psnr(score.estimate[i].astype(np.float64), truth[i], case.mask[i], case.data_range)
                   for i in range(len(truth)) if case.mask[i].any()]
@@ -85,7 +84,7 @@ def hidden_slice_score(network: torch.nn.Module, volumes: list[tuple[str, Volume
         case_psnr[name], case_slices[name] = float(score.psnr), len(scored)
     if len(slices) < 2:
         return None
-    return WitnessScore(float(np.mean(scores)), np.array(slices), case_psnr, case_slices)
+    return WitnessScore(float(np.mean(list(case_psnr.values()))), np.array(slices), case_psnr, case_slices)
 
 
 def case_verdicts(start: WitnessScore, final: WitnessScore) -> dict[str, dict]:

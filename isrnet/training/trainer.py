@@ -25,8 +25,8 @@ from isrnet.plans import Plans
 from isrnet.utilities.psnr import psnr_from_mse
 from isrnet.networks import build_network
 from isrnet.networks.slice_synth import cubic_between
-from isrnet.training.guard import KEPT_WORDS, Signal, decide, halfway_state
-from isrnet.training.checkpointing import check_compatible, load_checkpoint, save_checkpoint
+from isrnet.training.guard import KEPT_WORDS, Signal, decide, weights_between
+from isrnet.training.checkpointing import check_compatible, load_checkpoint, network_from_checkpoint, save_checkpoint
 from isrnet.training.config import TrainingConfig
 from isrnet.training.data_loading import PairSampler, batches, fixed_batches
 from isrnet.training.distributed import DistributedContext
@@ -154,10 +154,8 @@ class Trainer:
         against the start, with their own margin. 'halfway' (loaded into the network) when their lead clears it, else
         'start'; the witness record gains `halfway`, and `per_case` describes the halfway weights if kept."""
         from isrnet.training.hidden_slice_witness import case_verdicts, hidden_slice_score, witness_margin
-        halfway = halfway_state(starting, {k: v.detach().cpu() for k, v in self.network.state_dict().items()})
-        network = build_network(self.config.network)
-        network.load_state_dict(halfway)
-        score = hidden_slice_score(network, scores["volumes"], self.config.device)
+        halfway = weights_between(starting, {k: v.detach().cpu() for k, v in self.network.state_dict().items()})
+        score = hidden_slice_score(self._network_with(halfway), scores["volumes"], self.config.device)
         if score is None:
             return "start", reason
         margin = witness_margin(scores["start"], score, self.config.witness_margin)
@@ -173,6 +171,10 @@ class Trainer:
             witness["per_case"] = case_verdicts(scores["start"], score)
         return "halfway", reason
 
+    def _network_with(self, state: dict) -> torch.nn.Module:
+        """A network of this run's configuration holding the weights `state` (the witness scores other weights)."""
+        return network_from_checkpoint({"network": self.config.network, "state_dict": state})
+
     def _hidden_slice_witness(self, starting: dict) -> tuple[dict | None, dict]:
         """The hidden-slice PSNR of the training cases with the starting and the final weights (None: no witness),
         and what a second look needs: {'start': its WitnessScore, 'volumes': the witness volumes}."""
@@ -182,10 +184,8 @@ class Trainer:
                                                           witness_volumes)
         began = time.time()
         volumes = witness_volumes(self.witness_cases)
-        start_network = build_network(self.config.network)
-        start_network.load_state_dict(starting)
         final = hidden_slice_score(self.network, volumes, self.config.device)
-        start = hidden_slice_score(start_network, volumes, self.config.device)
+        start = hidden_slice_score(self._network_with(starting), volumes, self.config.device)
         if final is None or start is None:
             return None, {}
         margin = witness_margin(start, final, self.config.witness_margin)
