@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 
 from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file,  # noqa: E402
+from sources import (REAL_SCANS, add_sources_argument, high_resolution, real_scan_file, role_of,  # noqa: E402
                      spread_summary)
 
 SPACING = 4.0
@@ -199,8 +199,7 @@ def main() -> None:
     print(table.to_string(index=False, float_format="{:.2f}".format))
     for (source, path), part in table.groupby(["source", "weights"], sort=False):
         others = part[part.contrast != "t1"]
-        role = HR_SOURCES[source].role if source in HR_SOURCES else f"real scan, {REAL_SCANS[source.split()[0]].role}"
-        print(f"{source} ({role}), {path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} "
+        print(f"{source} ({role_of(source)}), {path}: T1 gain {part[part.contrast == 't1'].gain.iloc[0]:+.2f} "
               f"dB; non-T1 gain / T1 gain: " + ", ".join(f"{r.contrast} {r.ratio_to_t1:.2f}" for r in others.itertuples())
               + f" (target >= 0.85: {int((others.ratio_to_t1 >= 0.85).sum())}/{len(others)})")
     for path, part in table[table.contrast != "t1"].groupby("weights", sort=False):

@@ -307,7 +307,8 @@ def ssft_comparison(fine: np.ndarray, budget: float, out: Path) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "hidden", "ssft"), default=["grid", "real"])
+    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "hidden", "ssft"),
+                        default=["grid", "real"])
     parser.add_argument("--budget-minutes", type=float, default=2.0, help="ssft budget per arm and cell")
     parser.add_argument("--cost-of", choices=("wrong", "all"), default="wrong",
                         help="cells the cost part predicts: those whose decided width is wrong (default), or all")

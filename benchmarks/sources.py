@@ -209,6 +209,14 @@ def guard_outcome(kept: bool, gain: float) -> str:
     return "false reject" if not kept and gain >= WORTH_DB else "right"
 
 
+def role_of(source: str) -> str:
+    """The role of an HR source, or 'real, <role>' of a real scan (a label that starts with the scan's name), else ''."""
+    name = source.split()[0] if source else source
+    if source in HR_SOURCES:
+        return HR_SOURCES[source].role
+    return f"real, {REAL_SCANS[name].role}" if name in REAL_SCANS else ""
+
+
 def spread_summary(table, group: str, value: str, overall: bool = True) -> str:
     """Per `group` (a source): mean, worst, best and spread (standard deviation) of `value`, and over all."""
     import pandas as pd
@@ -217,9 +225,7 @@ def spread_summary(table, group: str, value: str, overall: bool = True) -> str:
     frame = pd.DataFrame([{group: name, "n": len(values), "mean": values.mean(), "worst": values.min(),
                            "best": values.max(), "spread": values.std(ddof=0)} for name, values in rows])
     if group == "source":
-        frame.insert(1, "role", [HR_SOURCES[n].role if n in HR_SOURCES else
-                                 f"real, {REAL_SCANS[n.split()[0]].role}" if n.split()[0] in REAL_SCANS else ""
-                                 for n in frame[group]])
+        frame.insert(1, "role", [role_of(n) for n in frame[group]])
     return frame.to_string(index=False, float_format="{:+.2f}".format)
 
 
