@@ -48,12 +48,13 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
     # which the shipped mrft.pth was trained with (what it gains: documentation/training.md). acquisition_physics: the
     # chance per sample of a pair acquired as a scanner would (training/samplers/acquisition_physics.py); 0 = the
     # idealised slices the shipped mrft.pth was trained with. tissue_contrast: the chance per sample of a contrast
-    # synthesised from the volume's tissue classes (training/samplers/tissue_contrast.py)
+    # synthesised from the volume's tissue classes (training/samplers/tissue_contrast.py). curve_after_acquisition:
+    # the chance per sample of a random intensity curve applied to the acquired pair (training/samplers/mrft.py)
     Stage("mrft", DatasetKind.HR_MR, "video", "scratch",
           {"name": "mrft", "factor_range": [2.0, 8.0], "thickness_ratio_range": [0.0, 1.5],
            "profiles": ["gaussian", "rect"], "targets_per_sample": 3, "intensity_augmentation": True,
            "contrast_randomisation": 0.0, "acquisition_physics": 0.0,
-           "tissue_contrast": 0.0},
+           "tissue_contrast": 0.0, "curve_after_acquisition": 0.0},
           {"cpu": 30.0, "cuda": 30.0}, "factor_range"),
     # ssft starts from good weights, so it fine-tunes at a lower rate with a warm-up: at mrft's rate without one,
     # Adam's first steps move them away from the start (documentation/training.md). noise_matching: simulated

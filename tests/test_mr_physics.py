@@ -131,6 +131,16 @@ def test_mrft_pairs_with_tissue_contrast_differ_and_without_it_are_as_before() -
     assert not np.allclose(plain.context, tissue.context) and np.isfinite(tissue.context).all()
 
 
+def test_a_curve_after_acquisition_remaps_context_and_targets_alike() -> None:
+    from isrnet.training.samplers.contrast import same_curve
+    rng = np.random.default_rng(3)
+    context = rng.uniform(0.0, 1.0, (4, 8, 8)).astype(np.float32)
+    targets = context[:2, ::-1].copy()  # the same intensities, elsewhere
+    mapped_context, mapped_targets = same_curve((context, targets), np.random.default_rng(1))
+    np.testing.assert_array_equal(mapped_targets, mapped_context[:2, ::-1])
+    assert not np.allclose(mapped_context, context) and 0.0 <= mapped_context.min() <= mapped_context.max() <= 1.0
+
+
 def test_a_patch_border_does_not_ring_as_if_the_image_wrapped_around() -> None:
     ramp = np.broadcast_to(np.linspace(0.0, 1.0, 96, dtype=np.float32), (1, 64, 96)).copy()
     truncated = truncate_kspace(ramp, (1, 2), (0.5, 0.5))

@@ -193,6 +193,7 @@ OTHER_SAMPLERS = {
     "sampler.contrast_randomisation": ("mrft", 0.5, lambda o: float(_hr_batch(o).context.sum())),
     "sampler.acquisition_physics": ("mrft", 1.0, lambda o: float(_hr_batch(o).context.sum())),
     "sampler.tissue_contrast": ("mrft", 1.0, lambda o: float(_hr_batch(o).context.sum())),
+    "sampler.curve_after_acquisition": ("mrft", 1.0, lambda o: float(_hr_batch(o).context.sum())),
     "sampler.targets_per_sample@mrft": ("mrft", 2, lambda o: _hr_batch(o).targets.shape),
     "sampler.frame_step_range": ("video", [3, 3], lambda o: _video_batch(o).conditioning[:, 0].tolist()),
     "sampler.uneven_steps": ("video", False, lambda o: float(_video_batch(o).context.sum())),

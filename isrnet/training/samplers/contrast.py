@@ -58,6 +58,12 @@ def bias_field(shape: tuple[int, ...], rng: np.random.Generator, strength: float
     return np.clip(field / field.mean(), 0.5, 1.5).astype(np.float32)
 
 
+def same_curve(arrays: tuple[np.ndarray, ...], rng: np.random.Generator) -> tuple[np.ndarray, ...]:
+    """One random `intensity_curve` applied to every array alike (a pair's context and targets)."""
+    x, y = intensity_curve(rng)
+    return tuple(np.interp(np.clip(array, 0.0, 1.0), x, y).astype(np.float32) for array in arrays)
+
+
 def random_contrast(block: np.ndarray, rng: np.random.Generator, chance: float, noise: bool = True) -> np.ndarray:
     """With probability `chance` a random contrast (curve, then maybe bias and noise), else gamma jitter.
     `chance` 0 draws exactly what mrft drew before contrast randomisation existed (same seed, same batches).

@@ -7,7 +7,10 @@ true slices between them are the targets. Intensity augmentation: random gamma a
 so T1 material teaches weights that work on any contrast. With `acquisition_physics` > 0 (the chance per sample)
 the pair is acquired as a scanner would (acquisition_physics.py): truncated k-space in-plane, an RF pulse's slice
 profile, complex noise and interleave steps on the acquired thick slices. With `tissue_contrast` > 0 (the chance
-per sample) the block's contrast is synthesised from its tissue classes instead (tissue_contrast.py).
+per sample) the block's contrast is synthesised from its tissue classes instead (tissue_contrast.py). With
+`curve_after_acquisition` > 0 (the chance per sample) a random intensity curve is applied to the acquired pair,
+context and targets alike: the weights learn to follow a remapping of the scan they are given (a contrast change
+made after the partial-volume averaging of thick slices, where the others are made before it).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 
 from isrnet.intensity import mostly_foreground
 from isrnet.training.samplers.acquisition_physics import acquire_in_plane, acquire_slices, draw_profile
-from isrnet.training.samplers.contrast import random_contrast
+from isrnet.training.samplers.contrast import random_contrast, same_curve
 from isrnet.training.samplers.tissue_contrast import synthesise_contrast, tissue_centres
 from isrnet.training.samplers.base import (Batch, augment, block_length, cut_pair, pad_to,
                                            random_window, split_window, stack_samples)
@@ -28,12 +31,13 @@ class MrftSampler:
                  factor_range: tuple[float, float] = (2.0, 8.0), thickness_ratio_range: tuple[float, float] = (0.0, 1.5),
                  profiles: tuple[str, ...] = ("gaussian", "rect"), intensity_augmentation: bool = True,
                  contrast_randomisation: float = 0.0, acquisition_physics: float = 0.0, tissue_contrast: float = 0.0,
+                 curve_after_acquisition: float = 0.0,
                  split: str = "train", validation_fraction: float = 0.1, axes: tuple[int, ...] = (0, 1, 2)) -> None:
         self.cases, self.context, self.targets = cases, context, targets_per_sample
         self.factor_range, self.ratio_range = tuple(factor_range), tuple(thickness_ratio_range)
         self.profiles, self.intensity_augmentation = tuple(profiles), intensity_augmentation
         self.contrast_chance, self.physics_chance = float(contrast_randomisation), float(acquisition_physics)
-        self.tissue_chance = float(tissue_contrast)
+        self.tissue_chance, self.curve_after_chance = float(tissue_contrast), float(curve_after_acquisition)
         self.centres = [tissue_centres(array) for array, _ in cases] if self.tissue_chance > 0 else []
         self.split, self.fraction, self.axes = split, validation_fraction, tuple(axes)
         sizes = np.array([a.size for a, _ in cases], dtype=np.float64)
@@ -73,6 +77,8 @@ class MrftSampler:
         else:
             context, positions, truth = cut_pair(block, factor, ratio * factor, profile, self.context, self.targets,
                                                  rng)
+        if self.curve_after_chance > 0 and rng.random() < self.curve_after_chance:  # 0: no draw, as before
+            context, truth = same_curve((context, truth), rng)
         context, positions, truth = augment(context, positions, truth, rng)
         return context, positions, truth, factor, ratio
 
