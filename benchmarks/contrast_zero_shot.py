@@ -18,9 +18,13 @@ the filled foreground, so on a head scan skin, fat and skull are remapped too), 
 evaluation (every 2nd real slice hidden and predicted; no ssft): gain over the best classic interpolant on the removed
 real slices, and its ratio to the same weights' gain on the scan as acquired (about 5 s per scan, mapping and weights).
 Beside it, mapped_t1_prediction_gain: the weights' prediction of the T1 scan remapped with the same curve, scored the
-same way: what weights indifferent to contrast would gain (see mapped_t1_prediction).
+same way: what weights indifferent to contrast would gain (see mapped_t1_prediction); the --sources tables have the
+same column (the T1 prediction remapped and scored against the mapped reference).
+--order: a real scan can only be remapped after its acquisition, so its thick slices' partial-volume averages are
+mapped too (not what a scanner does). For each --sources, the simulated acquisition scored by hidden slices with
+each mapping applied before it and after it tells how much of the real-scan ratios that order costs.
 Usage: python benchmarks/contrast_zero_shot.py [--weights A.pth B.pth ...] [--sources deepmriprep mni152 ...]
-       [--real-scans pyradiomics_brain1 ...] [--figure FILE.png]
+       [--real-scans pyradiomics_brain1 ...] [--order] [--figure FILE.png]
        (default: the shipped mrft weights; about 40 s per weights file and source on 2 CPU cores). With several
        sources: the ratios per source, and their mean, worst and spread.
 """
@@ -90,16 +94,21 @@ def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataF
     t1 = high_resolution(source)
     cases = {mapping: acquisition(contrast(t1, mapping)) for mapping in MAPPINGS}
     predictors = {path: Predictor.from_checkpoint(path) for path in weights}
-    rows, examples = [], {}
-    for mapping, (low, reference) in cases.items():
+    rows, examples, t1_outputs = [], {}, {}
+    for mapping, (low, reference) in cases.items():  # "t1" first
         positions = input_slice_positions(low, 0)
         cubic = compare(classic_upsample(low, SPACING, 0, "cubic B-spline"), reference, 0, positions)["psnr_synth"]
+        curve = contrast_curve(t1, mapping)
         for path, predictor in predictors.items():
             result = predictor.run(low)
             output, profile = result.volume, result.slice_profile
+            t1_outputs.setdefault(path, output)
             psnr = compare(output, reference, 0, positions)["psnr_synth"]
+            mapped_t1 = compare(t1_outputs[path].with_array(curve(t1_outputs[path].array)), reference, 0,
+                                positions)["psnr_synth"]
             rows.append({"source": source, "weights": str(path), "contrast": mapping, "cubic": cubic, "isrnet": psnr,
-                         "gain": psnr - cubic, "thickness_mm": profile.thickness_mm})
+                         "gain": psnr - cubic, "thickness_mm": profile.thickness_mm,
+                         "mapped_t1_prediction_gain": mapped_t1 - cubic})
             examples[(str(path), mapping)] = (low, output, reference)
     table = pd.DataFrame(rows)
     t1_gain = table[table.contrast == "t1"].set_index("weights").gain
@@ -107,28 +116,34 @@ def evaluate(weights: list[Path], source: str = "deepmriprep") -> tuple[pd.DataF
     return table, examples
 
 
-def evaluate_real(weights: list[Path], scan: str, out: Path) -> pd.DataFrame:
-    """Each mapping of the real scan `scan` (same geometry), scored by the hidden-slice evaluation without ssft: gain of
-    each weights over the best classic interpolant on the removed real slices, and its ratio to the T1 (as acquired)
-    gain of the same weights."""
+def hidden_slice_table(weights: list[Path], label: str, mapped: dict[str, Volume], folder: Path) -> pd.DataFrame:
+    """Each mapping's volume in `mapped` scored by the hidden-slice evaluation without ssft: gain of each weights over
+    the best classic interpolant on the removed slices, and its ratio to the T1 gain of the same weights."""
     from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
-    from isrnet.imageio import read_volume, write_volume
-    volume = read_volume(real_scan_file(scan))
-    original = np.clip(volume.array.astype(np.float32), 0.0, None)
+    from isrnet.imageio import write_volume
     rows = []
-    for mapping in MAPPINGS:
-        folder = out / scan / mapping
-        write_volume(volume.with_array(contrast(original, mapping)), folder / "input" / f"{scan}_{mapping}.nii.gz")
+    for mapping, volume in mapped.items():
+        write_volume(volume, folder / mapping / "input" / f"{folder.name}_{mapping}.nii.gz")
         for path in weights:
-            result = run_hidden_slices(folder / "input", HiddenSliceOptions(ssft=False, weights=path,
-                                                                            output=folder / Path(path).stem))
+            result = run_hidden_slices(folder / mapping / "input", HiddenSliceOptions(
+                ssft=False, weights=path, output=folder / mapping / Path(path).stem))
             row = result.table[result.table.role == "pretrained"].iloc[0]
-            rows.append({"source": f"{scan} (hidden slices)", "weights": str(path), "contrast": mapping,
-                         "best_classic": row.best_classic, "isrnet": row.psnr, "gain": row.gain_vs_best_classic_dB,
-                         "thickness_mm": row.thickness_mm})
+            rows.append({"source": label, "weights": str(path), "contrast": mapping, "best_classic": row.best_classic,
+                         "isrnet": row.psnr, "gain": row.gain_vs_best_classic_dB, "thickness_mm": row.thickness_mm})
     table = pd.DataFrame(rows)
     t1_gain = table[table.contrast == "t1"].set_index("weights").gain
     table["ratio_to_t1"] = table.gain / table.weights.map(t1_gain)
+    return table
+
+
+def evaluate_real(weights: list[Path], scan: str, out: Path) -> pd.DataFrame:
+    """Each mapping of the real scan `scan` (same geometry) by `hidden_slice_table`, with the control
+    `mapped_t1_prediction_gain` beside it."""
+    from isrnet.imageio import read_volume
+    volume = read_volume(real_scan_file(scan))
+    original = np.clip(volume.array.astype(np.float32), 0.0, None)
+    mapped = {mapping: volume.with_array(contrast(original, mapping)) for mapping in MAPPINGS}
+    table = hidden_slice_table(weights, f"{scan} (hidden slices)", mapped, out / scan)
     for path in weights:
         rows_of = table.weights == str(path)
         thickness = float(table[rows_of & (table.contrast == "t1")].thickness_mm.iloc[0])
@@ -136,6 +151,21 @@ def evaluate_real(weights: list[Path], scan: str, out: Path) -> pd.DataFrame:
         classic = table[rows_of].isrnet - table[rows_of].gain
         table.loc[rows_of, "mapped_t1_prediction_gain"] = table[rows_of].contrast.map(oracle) - classic
     return table
+
+
+def evaluate_order(weights: list[Path], source: str, out: Path) -> pd.DataFrame:
+    """What the real-scan yardstick's order costs: the source's simulated acquisition (`acquisition`) with each
+    mapping applied before it (as a scanner makes a contrast: the mapped tissue is then averaged over the slice) and
+    after it (as --real-scans maps an acquired scan: the averaged intensities are then mapped), both scored by the
+    hidden-slice evaluation."""
+    t1 = high_resolution(source)
+    acquired_t1 = acquisition(t1)[0]
+    before = {mapping: acquisition(contrast(t1, mapping))[0] for mapping in MAPPINGS}
+    after = {mapping: acquired_t1.with_array(contrast(acquired_t1.array, mapping)) for mapping in MAPPINGS}
+    label = f"{source} (simulated, hidden slices, mapped {{}} acquisition)"
+    return pd.concat([hidden_slice_table(weights, label.format("before"), before, out / f"{source}_before"),
+                      hidden_slice_table(weights, label.format("after"), after, out / f"{source}_after")],
+                     ignore_index=True)
 
 
 def mapped_t1_prediction(weights: Path, t1: Volume, thickness_mm: float) -> dict[str, float]:
@@ -187,6 +217,8 @@ def main() -> None:
     parser.add_argument("--csv", type=Path, help="also write the table here")
     parser.add_argument("--real-scans", nargs="+", choices=list(REAL_SCANS), default=[],
                         help="also these real scans, judged on their hidden slices")
+    parser.add_argument("--order", action="store_true",
+                        help="also score each --sources acquisition by hidden slices, mapped before and after it")
     parser.add_argument("--out", type=Path, default=Path("benchmark_output/contrast_zero_shot"),
                         help="where the real scans' hidden-slice evaluations are written")
     add_sources_argument(parser)
@@ -194,7 +226,8 @@ def main() -> None:
     weights = args.weights or [shipped_weights("mrft")]
     parts = [evaluate(weights, source) for source in args.sources]
     real = [evaluate_real(weights, scan, args.out.resolve()) for scan in args.real_scans]
-    table = pd.concat([part[0] for part in parts] + real, ignore_index=True)
+    order = [evaluate_order(weights, source, args.out.resolve()) for source in args.sources] if args.order else []
+    table = pd.concat([part[0] for part in parts] + real + order, ignore_index=True)
     examples = parts[0][1] if parts else {}
     print(table.to_string(index=False, float_format="{:.2f}".format))
     for (source, path), part in table.groupby(["source", "weights"], sort=False):

@@ -210,10 +210,11 @@ def guard_outcome(kept: bool, gain: float) -> str:
 
 
 def role_of(source: str) -> str:
-    """The role of an HR source, or 'real, <role>' of a real scan (a label that starts with the scan's name), else ''."""
+    """The role of an HR source (or of a label '<source> (simulated ...'), or 'real, <role>' of a real scan (a label
+    that starts with the scan's name), else ''."""
     name = source.split()[0] if source else source
-    if source in HR_SOURCES:
-        return HR_SOURCES[source].role
+    if source in HR_SOURCES or (name in HR_SOURCES and source.startswith(f"{name} (simulated")):
+        return HR_SOURCES[name].role
     return f"real, {REAL_SCANS[name].role}" if name in REAL_SCANS else ""
 
 
