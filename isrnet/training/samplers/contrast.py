@@ -70,8 +70,7 @@ def random_contrast(block: np.ndarray, rng: np.random.Generator, chance: float, 
     `noise` False leaves the noise to the acquired slices (acquisition physics) instead of the fine block."""
     if chance <= 0 or rng.random() >= chance:
         return gamma_jitter(block, rng)
-    x, y = intensity_curve(rng)
-    mapped = np.interp(np.clip(block, 0.0, 1.0), x, y).astype(np.float32)
+    mapped, = same_curve((block,), rng)
     if rng.random() < BIAS_CHANCE:
         mapped *= bias_field(block.shape, rng, float(rng.uniform(0.0, BIAS_STRENGTH)))
     if noise and rng.random() < NOISE_CHANCE:
