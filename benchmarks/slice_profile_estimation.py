@@ -20,7 +20,12 @@ Parts (--parts; each writes a CSV under --out, default ./benchmark_output/slice_
   the best of those widths and against the spacing (about 6 s per scan and width).
 - ssft: on mismatched cells, the same budget of ssft with the estimated profile and with the old assumption
   (Gaussian, FWHM = spacing), each against the starting (shipped mrft) weights (ssft_mismatch_set.run_cell).
-Usage: python benchmarks/slice_profile_estimation.py [--parts grid real cost hidden ssft] [--sources deepmriprep ...]
+- anisotropy: why the estimate's two in-plane axes disagree. Per volume (every high-resolution source and real scan)
+  and anatomical direction (left-right, anterior-posterior, superior-inferior: the array axis nearest each), the
+  mean power of windowed foreground segments (32 mm) in two bands, 0.05-0.15 cycles/mm (below a 3-10 mm slice's
+  Nyquist) and 0.2-0.45 (fine detail; only on axes with pixels of 1.1 mm or less), and each pair of axes' ratio.
+  The estimator assumes the slice axis looks like an in-plane axis; a ratio far from 1 says how far that fails.
+Usage: python benchmarks/slice_profile_estimation.py [--parts grid real cost hidden ssft anisotropy] [--sources ...]
        [--budget-minutes 2] [--out DIR]    (grid: about 5 s per cell on 2 CPU cores; cost: about 15 s per cell)
 The decision rule (slice_profile.decide_thickness) is judged per source; sources.py says which source it was chosen
 on (the development source) and which it is reported on.
@@ -44,8 +49,8 @@ from isrnet.acquisition import simulate_thick_slices  # noqa: E402
 from isrnet.acquisition.estimation import estimate_slice_profile, gaussian_equivalent  # noqa: E402
 from isrnet.errors import IsrnetError  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
-from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, real_scan_file,  # noqa: E402
-                     real_scan_folder, spread_summary)
+from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, high_resolution_file,  # noqa: E402
+                     real_scan_file, real_scan_folder, spread_summary)
 from ssft_mismatch_set import rician_noise, tilted as tilted_anatomy  # noqa: E402
 
 FACTORS = (2.0, 2.5, 3.0, 4.0, 5.0, 6.0)
@@ -304,10 +309,65 @@ def ssft_comparison(fine: np.ndarray, budget: float, out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+ANATOMY = ("left-right", "anterior-posterior", "superior-inferior")  # LPS world axes 0, 1, 2
+BANDS = {"low": (0.05, 0.15), "fine": (0.2, 0.45)}  # cycles/mm
+SEGMENT_MM = 32.0
+FINE_PIXEL_MM = 1.1  # the fine band only on axes this sharp
+
+
+def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: float) -> dict[str, float]:
+    """Mean power per band of Hann-windowed, mean-removed foreground segments along `axis` (nan: band not carried)."""
+    length = max(8, int(round(SEGMENT_MM / spacing_mm)))
+    lines = np.moveaxis(array, axis, -1).reshape(-1, array.shape[axis])
+    inside = np.moveaxis(mask, axis, -1).reshape(-1, array.shape[axis])
+    segments = [lines[inside[:, start:start + length].all(axis=1), start:start + length]
+                for start in range(0, lines.shape[1] - length + 1, length // 2)]
+    segments = np.concatenate(segments) if segments else np.zeros((0, length))
+    frequency = np.fft.rfftfreq(length, spacing_mm)
+    result = {}
+    for band, (low, high) in BANDS.items():
+        chosen = (frequency >= low) & (frequency <= high)
+        carried = len(segments) >= 100 and chosen.any() and (band != "fine" or spacing_mm <= FINE_PIXEL_MM)
+        if not carried:
+            result[band] = np.nan
+            continue
+        windowed = (segments - segments.mean(axis=1, keepdims=True)) * np.hanning(length)
+        result[band] = float((np.abs(np.fft.rfft(windowed, axis=1)[:, chosen]) ** 2).mean())
+    return result
+
+
+def anisotropy_table(sources: list[str], out: Path) -> pd.DataFrame:
+    """Per volume and anatomical direction, the band powers; per pair of directions, their ratio (see --parts)."""
+    from isrnet.imageio import read_volume
+    from isrnet.intensity import foreground_mask
+    volumes = [(name, HR_SOURCES[name].role, high_resolution_file(name)) for name in sources]
+    volumes += [(name, REAL_SCANS[name].role, real_scan_file(name)) for name in REAL_SCANS]
+    rows = []
+    for name, role, path in volumes:
+        volume = read_volume(path)
+        array = volume.array.astype(np.float64)
+        mask = foreground_mask(volume.array.astype(np.float32))
+        thick = int(np.argmax(volume.spacing)) if max(volume.spacing) > 1.2 * min(volume.spacing) else None
+        power = {}
+        for axis in range(3):
+            direction = ANATOMY[int(np.argmax(np.abs(volume.direction[:, axis])))]
+            power[direction] = (axis, axis_band_power(array, mask, axis, volume.spacing[axis]))
+        for first, second in [(a, b) for i, a in enumerate(ANATOMY) for b in ANATOMY[i + 1:]]:
+            (axis_a, a), (axis_b, b) = power[first], power[second]
+            if thick in (axis_a, axis_b):
+                continue  # a thick slice axis carries its profile: only axes of the acquired plane compare
+            rows.append({"volume": name, "role": role, "pair": f"{first} / {second}",
+                         **{f"ratio_{band}": a[band] / b[band] for band in BANDS},
+                         "spacing_mm": "x".join(f"{s:g}" for s in volume.spacing)})
+    table = pd.DataFrame(rows)
+    table.to_csv(out / "anisotropy.csv", index=False, float_format="%.4f")
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], epilog=__doc__.split("\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "hidden", "ssft"),
+    parser.add_argument("--parts", nargs="+", choices=("grid", "real", "cost", "hidden", "ssft", "anisotropy"),
                         default=["grid", "real"])
     parser.add_argument("--budget-minutes", type=float, default=2.0, help="ssft budget per arm and cell")
     parser.add_argument("--cost-of", choices=("wrong", "all"), default="wrong",
@@ -345,6 +405,9 @@ def main() -> None:
         print(real[["scan", "keep_every", "fwhm_mm", "spacing_mm", "gaussian_equivalent_mm", "estimated_fwhm_mm",
                     "confidence", "decided_mm", "decided_by", "right", "decided_right"]]
               .to_string(index=False, float_format="{:.2f}".format))
+    if "anisotropy" in args.parts:
+        table = anisotropy_table(list(args.sources), out)
+        print(table.to_string(index=False, float_format="{:.2f}".format))
     if "hidden" in args.parts:
         hidden = hidden_cost_table(out.resolve())
         print(hidden.drop(columns=["decided_by"]).to_string(index=False, float_format="{:.2f}".format))

@@ -44,6 +44,7 @@ class HighResolutionSource:
     what: str
     role: str
     load: Callable[[], np.ndarray]  # float32, 1 mm, superior-inferior axis first
+    package: tuple[str, ...]  # the file it is read from, as RealScan.package (its own geometry: high_resolution_file)
 
 
 def _head_box(array: np.ndarray, margin: int = 4) -> tuple[slice, ...]:
@@ -76,18 +77,18 @@ def _deepmriprep() -> np.ndarray:
 
 HR_SOURCES = {
     "deepmriprep": HighResolutionSource("deepmriprep 0.5 mm brain-extracted average T1 template at 1 mm (the demo "
-                                        "brain)", "development", _deepmriprep),
+                                        "brain)", "development", _deepmriprep, DEEPMRIPREP),
     "mni152": HighResolutionSource("MNI152 2009a T1 (nilearn), 1 mm average head", "training",
-                                   lambda: _at_1mm_si_first(read_volume(packaged_file(*MNI152)))),
+                                   lambda: _at_1mm_si_first(read_volume(packaged_file(*MNI152))), MNI152),
     "pydeface_head": HighResolutionSource("pydeface's average head with face, 1 x 0.977 x 0.977 mm", "training",
-                                          lambda: _at_1mm_si_first(read_volume(packaged_file(*PYDEFACE)))),
+                                          lambda: _at_1mm_si_first(read_volume(packaged_file(*PYDEFACE))), PYDEFACE),
     "colin27": HighResolutionSource("Colin27 (Debian mricron-data ch2.nii.gz): 27 T1 scans of one person "
                                     "averaged, 1 mm whole head (training material of the mrft weights shipped "
                                     "since 2026-12-06)", "training",
-                                    lambda: _at_1mm_si_first(read_volume(source_file(COLIN27)))),
+                                    lambda: _at_1mm_si_first(read_volume(source_file(COLIN27))), COLIN27),
     "fslpy_t1": HighResolutionSource("fslpy's real single-subject T1 crop (deep grey matter, brainstem), 1 mm "
                                      "(35 x 96 x 54: few slices along one axis)", "judging",
-                                     lambda: _at_1mm_si_first(read_volume(packaged_file(*FSLPY_T1)))),
+                                     lambda: _at_1mm_si_first(read_volume(packaged_file(*FSLPY_T1))), FSLPY_T1),
 }
 
 
@@ -140,6 +141,11 @@ REAL_SCANS = {
 
 def high_resolution(name: str) -> np.ndarray:
     return HR_SOURCES[name].load()
+
+
+def high_resolution_file(name: str) -> Path:
+    """The file a high-resolution source is read from, with its own spacing and orientation."""
+    return source_file(HR_SOURCES[name].package)
 
 
 def _as_nifti(scan: RealScan, path: Path, target: Path) -> Path:
