@@ -9,7 +9,7 @@ thick-slice acquisition (stored as NIfTI, thickness not stated: planning estimat
   oblique    Gaussian 4 mm every 4 mm, anatomy tilted 20 degrees to the slices, oblique header
 For each case, seed and budget: PSNR against the reference (isr_benchmark's metric) of the starting (shipped
 mrft) weights and of ssft, whether the guard kept the start, and ssft - start; the fine-tuned weights' own gain
-(tuned_gain: scored from checkpoint_latest.pth when the guard turned them down) and the two signals the guard can
+(tuned_gain: scored from checkpoint_latest.pth when the guard kept the start or the halfway weights) and the two signals the guard can
 decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the case), from which
 the summary counts each rule's false keeps and false rejects.
 Arms: 'estimated' (the default pipeline); 'old', the old assumption (Gaussian, FWHM = spacing); 'told', the
@@ -141,7 +141,8 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     case_plan = plans.cases["brain"]
     guard = record.guard or {}
     witness = guard.get("hidden_slices") or {}
-    tuned = fine_tuned_psnr(dataset, plans, run) if record.kept_start else psnr[label]
+    # the run's own weights, also where the guard kept the start or the halfway weights (false rejects are counted on them)
+    tuned = psnr[label] if guard.get("kept", "fine-tuned") == "fine-tuned" else fine_tuned_psnr(dataset, plans, run)
     return {"source": source, "case": name, "arm": arm, "variant": variant, "seed": seed, "budget_min": budget,
             "thickness_mm": case_plan.slice_profile.thickness_mm, "true_thickness_mm": acquisition.thickness,
             "iterations": record.iterations_done, "cubic": psnr["cubic B-spline"], "start": psnr[start],
@@ -153,7 +154,7 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
 
 def fine_tuned_psnr(dataset: str, plans, run) -> float:
     """PSNR over synthesised slices of the run's fine-tuned weights (checkpoint_latest.pth), which the guard turned
-    down, so false rejects can be counted."""
+    down (for the start or the halfway weights), so false rejects can be counted."""
     from isrnet.benchmarking.benchmark import BenchmarkModel, benchmark, load_cases
     model = BenchmarkModel("fine-tuned", run.folder / "checkpoint_latest.pth", "run", run)
     table, _ = benchmark(load_cases(dataset, plans, None), [model], classic=(), log=lambda _: None)
