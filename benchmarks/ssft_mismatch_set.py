@@ -9,9 +9,9 @@ thick-slice acquisition (stored as NIfTI, thickness not stated: planning estimat
   oblique    Gaussian 4 mm every 4 mm, anatomy tilted 20 degrees to the slices, oblique header
 For each case, seed and budget: PSNR against the reference (isr_benchmark's metric) of the starting (shipped
 mrft) weights and of ssft, whether the guard kept the start, and ssft - start; the fine-tuned weights' own gain
-(tuned_gain: scored from checkpoint_latest.pth when the guard kept the start or the halfway weights) and the two signals the guard can
-decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the case), from which
-the summary counts each rule's false keeps and false rejects.
+(tuned_gain: scored from checkpoint_latest.pth when the guard kept the start or the halfway weights) and the two
+signals the guard can decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the
+case), from which the summary counts each rule's false keeps and false rejects.
 Arms: 'estimated' (the default pipeline); 'old', the old assumption (Gaussian, FWHM = spacing); 'told', the
 true profile written into the plans (what ssft gains when the thickness is not the question). The start is told
 the same thickness as ssft in each arm.
@@ -141,7 +141,7 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     case_plan = plans.cases["brain"]
     guard = record.guard or {}
     witness = guard.get("hidden_slices") or {}
-    # the run's own weights, also where the guard kept the start or the halfway weights (false rejects are counted on them)
+    # the run's own weights, also where the guard kept the start or the halfway weights: false rejects count on them
     tuned = psnr[label] if guard.get("kept", "fine-tuned") == "fine-tuned" else fine_tuned_psnr(dataset, plans, run)
     return {"source": source, "case": name, "arm": arm, "variant": variant, "seed": seed, "budget_min": budget,
             "thickness_mm": case_plan.slice_profile.thickness_mm, "true_thickness_mm": acquisition.thickness,
