@@ -313,6 +313,7 @@ ANATOMY = ("left-right", "anterior-posterior", "superior-inferior")  # LPS world
 BANDS = {"low": (0.05, 0.15), "fine": (0.2, 0.45)}  # cycles/mm
 SEGMENT_MM = 32.0
 FINE_PIXEL_MM = 1.1  # the fine band only on axes this sharp
+MIN_POWER_SEGMENTS = 100  # fewer foreground segments on an axis: no band power (nan)
 
 
 def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: float) -> dict[str, float]:
@@ -327,7 +328,7 @@ def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: 
     result = {}
     for band, (low, high) in BANDS.items():
         chosen = (frequency >= low) & (frequency <= high)
-        carried = len(segments) >= 100 and chosen.any() and (band != "fine" or spacing_mm <= FINE_PIXEL_MM)
+        carried = len(segments) >= MIN_POWER_SEGMENTS and chosen.any() and (band != "fine" or spacing_mm <= FINE_PIXEL_MM)
         if not carried:
             result[band] = np.nan
             continue
