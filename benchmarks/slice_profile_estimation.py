@@ -328,7 +328,8 @@ def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: 
     result = {}
     for band, (low, high) in BANDS.items():
         chosen = (frequency >= low) & (frequency <= high)
-        carried = len(segments) >= MIN_POWER_SEGMENTS and chosen.any() and (band != "fine" or spacing_mm <= FINE_PIXEL_MM)
+        sharp_enough = band != "fine" or spacing_mm <= FINE_PIXEL_MM
+        carried = len(segments) >= MIN_POWER_SEGMENTS and chosen.any() and sharp_enough
         if not carried:
             result[band] = np.nan
             continue
