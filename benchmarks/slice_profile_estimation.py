@@ -341,15 +341,18 @@ def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: 
 def anisotropy_table(sources: list[str], out: Path) -> pd.DataFrame:
     """Per volume and anatomical direction, the band powers; per pair of directions, their ratio (see --parts)."""
     from isrnet.imageio import read_volume
+    from isrnet.imageio.geometry import is_near_isotropic, slice_axis_of
     from isrnet.intensity import foreground_mask
     volumes = [(name, HR_SOURCES[name].role, high_resolution_file(name)) for name in sources]
-    volumes += [(name, REAL_SCANS[name].role, real_scan_file(name)) for name in REAL_SCANS]
+    listed = {path for _, _, path in volumes}  # a real scan that is also a listed source (fslpy_t1) is measured once
+    volumes += [(name, REAL_SCANS[name].role, path) for name in REAL_SCANS
+                if (path := real_scan_file(name)) not in listed]
     rows = []
     for name, role, path in volumes:
         volume = read_volume(path)
         array = volume.array.astype(np.float64)
         mask = foreground_mask(volume.array.astype(np.float32))
-        thick = int(np.argmax(volume.spacing)) if max(volume.spacing) > 1.2 * min(volume.spacing) else None
+        thick = None if is_near_isotropic(volume.spacing) else slice_axis_of(volume.spacing)
         power = {}
         for axis in range(3):
             direction = ANATOMY[int(np.argmax(np.abs(volume.direction[:, axis])))]
