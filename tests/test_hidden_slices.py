@@ -107,6 +107,23 @@ def test_a_case_with_too_few_slices_gets_a_one_line_refusal(tmp_path: Path) -> N
     assert not (tmp_path / "o").exists()
 
 
+def test_the_seed_reaches_the_hidden_slice_run_and_is_refused_without_it(monkeypatch: pytest.MonkeyPatch,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    import isrnet.benchmarking
+    from isrnet.cli import benchmark
+    given: list[HiddenSliceOptions] = []
+    monkeypatch.setattr(isrnet.benchmarking, "run_hidden_slices",
+                        lambda source, options: given.append(options) or type("Result", (), {"text": ""})())
+    monkeypatch.setattr(sys, "argv", ["isr_benchmark", "-i", "scans", "--hidden-slices", "--seed", "7"])
+    with pytest.raises(SystemExit) as ended:
+        benchmark.main()
+    assert ended.value.code == 0 and given[0].seed == 7
+    monkeypatch.setattr(sys, "argv", ["isr_benchmark", "-d", "001", "--seed", "7"])
+    with pytest.raises(SystemExit) as ended:
+        benchmark.main()
+    assert ended.value.code == 2 and "--seed only work(s) with --hidden-slices" in capsys.readouterr().err
+
+
 def _dicom_series(folder: Path, volume: np.ndarray, spacing: float) -> None:
     folder.mkdir()
     for k in range(volume.shape[0]):

@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                         "of a budget")
     hidden.add_argument("--adapt-minutes", type=positive_float,
                         help="also adapt per case for this long on each thinned scan (from ssft on the thinned scans)")
+    hidden.add_argument("--seed", type=int,
+                        help="seed of ssft on the thinned scans and of the adaptation (default: the plan's, 12345): "
+                             "with --iterations, the same seed gives the same weights on a CPU")
     hidden.add_argument("-o", dest="output", type=Path,
                         help="output folder (default: -d: $isrnet_results/DatasetXXX/hidden_slices; -i: "
                              "./hidden_slices_<input name>)")
@@ -85,7 +88,7 @@ def main() -> None:
         parser.error("--hidden-slices excludes --factor and --ablation")
     hidden_only = {"--keep-every": args.keep_every != DEFAULT_KEEP_EVERY, "--no-ssft": not args.ssft,
                    "--iterations": args.iterations is not None, "--adapt-minutes": args.adapt_minutes is not None,
-                   "-o": args.output is not None}
+                   "--seed": args.seed is not None, "-o": args.output is not None}
     if not args.hidden_slices and any(hidden_only.values()):
         parser.error(f"{', '.join(k for k, given in hidden_only.items() if given)} only work(s) with --hidden-slices")
 
@@ -94,7 +97,7 @@ def main() -> None:
             from isrnet.benchmarking import HiddenSliceOptions, run_hidden_slices
             options = HiddenSliceOptions(args.keep_every, args.ssft, args.budget_minutes, args.iterations,
                                          args.adapt_minutes, tuple(args.classic or DEFAULT_CLASSIC),
-                                         device=args.device, output=args.output)
+                                         device=args.device, seed=args.seed, output=args.output)
             print(run_hidden_slices(args.inputs if args.inputs is not None else args.dataset, options).text)
             return
         from isrnet.benchmarking import BenchmarkOptions, run_benchmark
