@@ -11,7 +11,8 @@ For each case, seed and budget: PSNR against the reference (isr_benchmark's metr
 mrft) weights and of ssft, whether the guard kept the start, and ssft - start; the fine-tuned weights' own gain
 (tuned_gain: scored from checkpoint_latest.pth when the guard kept the start or the halfway weights) and the two
 signals the guard can decide on (validation_gain: held-out simulated pairs; witness_gain: hidden real slices of the
-case), from which the summary counts each rule's false keeps and false rejects.
+case), from which the summary counts each rule's false keeps and false rejects, offline on those signals and, on
+its 'as run' line, as the cells' own guard decided (the halfway weights included).
 Arms: 'estimated' (the default pipeline); 'old', the old assumption (Gaussian, FWHM = spacing); 'told', the
 true profile written into the plans (what ssft gains when the thickness is not the question). The start is told
 the same thickness as ssft in each arm.
@@ -199,7 +200,23 @@ def guard_summary(table: pd.DataFrame) -> str:
         false_keeps, false_rejects = outcomes.count("false keep"), outcomes.count("false reject")
         lines.append(f"  {rule:<18} false keeps {false_keeps}/{len(rows)}, false rejects {false_rejects}/"
                      f"{int(worthwhile.sum())}, mean {result.mean():+.2f} dB, worst {result.min():+.2f} dB")
+    ran = rows[rows["kept"].isin(("start", "fine-tuned", "halfway"))] if "kept" in rows else rows.iloc[:0]
+    if len(ran):
+        lines.append(as_run(ran))
     return "\n".join(lines)
+
+
+def as_run(rows: pd.DataFrame) -> str:
+    """The guard as the cells ran it (their recorded decision, the halfway weights included): false keeps judged on
+    the weights kept, false rejects on the fine-tuned weights where the start was kept, and where the halfway
+    weights stood in for a worthwhile gain."""
+    kept = rows["kept"] != "start"
+    outcomes = [guard_outcome(k, gain if k else tuned) for k, gain, tuned in zip(kept, rows.gain, rows.tuned_gain)]
+    worthwhile = rows.tuned_gain >= WORTH_DB
+    halfway = (rows["kept"] == "halfway") & worthwhile
+    return (f"  {'as run':<18} false keeps {outcomes.count('false keep')}/{len(rows)}, false rejects "
+            f"{outcomes.count('false reject')}/{int(worthwhile.sum())} (halfway weights for {int(halfway.sum())}), "
+            f"mean {rows.gain.mean():+.2f} dB, worst {rows.gain.min():+.2f} dB")
 
 
 def main() -> None:
