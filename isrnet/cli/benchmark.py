@@ -66,8 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     hidden.add_argument("--adapt-minutes", type=positive_float,
                         help="also adapt per case for this long on each thinned scan (from ssft on the thinned scans)")
     hidden.add_argument("--seed", type=int,
-                        help="seed of ssft on the thinned scans and of the adaptation (default: the plan's, 12345): "
-                             "with --iterations, the same seed gives the same weights on a CPU")
+                        help="seed of ssft on the thinned scans and of the adaptation (default: the plan's, 12345); "
+                             "run again with other seeds to see how much the scores vary between runs")
     hidden.add_argument("-o", dest="output", type=Path,
                         help="output folder (default: -d: $isrnet_results/DatasetXXX/hidden_slices; -i: "
                              "./hidden_slices_<input name>)")
