@@ -143,7 +143,7 @@ def run_cell(out: Path, number: int, name: str, acquisition: Acquisition, arm: s
     guard = record.guard or {}
     witness = guard.get("hidden_slices") or {}
     # the run's own weights, also where the guard kept the start or the halfway weights: false rejects count on them
-    tuned = psnr[label] if guard.get("kept", "fine-tuned") == "fine-tuned" else fine_tuned_psnr(dataset, plans, run)
+    tuned = fine_tuned_psnr(dataset, plans, run) if record.kept_start or record.kept_halfway else psnr[label]
     return {"source": source, "case": name, "arm": arm, "variant": variant, "seed": seed, "budget_min": budget,
             "thickness_mm": case_plan.slice_profile.thickness_mm, "true_thickness_mm": acquisition.thickness,
             "iterations": record.iterations_done, "cubic": psnr["cubic B-spline"], "start": psnr[start],
