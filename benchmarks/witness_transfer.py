@@ -1,9 +1,9 @@
 """Where the guard's witness and the reference disagree: is it the witness's scoring, or the gap it must predict across?
 
 The witness (training/hidden_slice_witness.py) hides every 2nd real slice, so it judges the weights across twice the
-case's gap; the reference of a simulated cell judges them at the case's own gap. For each cell of a finished
-benchmarks/ssft_mismatch_set.py run (its checkpoint_start.pth and checkpoint_latest.pth are read, nothing is
-trained), the fine-tuned weights minus the start, in dB:
+case's gap; the reference of a simulated cell judges them at the case's own gap. For each ssft run of each cell of
+a finished benchmarks/ssft_mismatch_set.py output (--variant runs included; their checkpoint_start.pth and
+checkpoint_latest.pth are read, nothing is trained), the fine-tuned weights minus the start, in dB:
 - own gap: the thick-slice case predicted at 1 mm, PSNR over the synthesised slices against the 1 mm reference
   (the cell's tuned_gain, scored again);
 - twice the gap: every 2nd thick slice removed, the rest predicted at 1 mm, against the same reference: what the
@@ -51,8 +51,7 @@ def against_reference(predictor: Predictor, image: Volume, reference: Volume, ax
     return compare(output, reference, axis, input_slice_positions(image, axis))["psnr_synth"]
 
 
-def score_cell(grid: Path, raw: Path) -> dict:
-    run = next((grid / "results" / raw.name).glob("ssft__*"))
+def score_run(grid: Path, raw: Path, run: Path) -> dict:
     plans = Plans.from_json(json.loads((run / "plans.json").read_text()))
     thickness = plans.cases[CASE].slice_profile.thickness_mm
     image = read_volume(raw / "imagesTr" / f"{CASE}.nii.gz")
@@ -70,7 +69,7 @@ def score_cell(grid: Path, raw: Path) -> dict:
                         against_reference(predictor, thinned, reference, axis, 2 * factor, thickness),
                         witness.psnr if witness is not None else float("nan"))
     own, twice, witness = (scores["latest"][i] - scores["start"][i] for i in range(3))
-    return {"cell": raw.name.split("_", 1)[1], "factor": factor, "thickness_mm": thickness, "own_gap_dB": own,
+    return {"cell": raw.name.split("_", 1)[1], "run": run.name, "factor": factor, "thickness_mm": thickness, "own_gap_dB": own,
             "twice_the_gap_dB": twice, "witness_dB": witness}
 
 
@@ -83,9 +82,11 @@ def main() -> None:
     args = parser.parse_args()
     grid = args.grid.resolve()
     rows = []
-    for raw in sorted((grid / "raw").glob("Dataset*")):
-        rows.append(score_cell(grid, raw))
-        print(f"{rows[-1]['cell']}: own gap {rows[-1]['own_gap_dB']:+.2f}, twice the gap "
+    runs = [(raw, run) for raw in sorted((grid / "raw").glob("Dataset*"))
+            for run in sorted((grid / "results" / raw.name).glob("ssft__*"))]  # a --variant cell is a run of its own
+    for raw, run in runs:
+        rows.append(score_run(grid, raw, run))
+        print(f"{rows[-1]['cell']} {rows[-1]['run']}: own gap {rows[-1]['own_gap_dB']:+.2f}, twice the gap "
               f"{rows[-1]['twice_the_gap_dB']:+.2f}, witness {rows[-1]['witness_dB']:+.2f} dB", flush=True)
     table = pd.DataFrame(rows)
     if args.csv:
@@ -94,7 +95,7 @@ def main() -> None:
     carries = (table.twice_the_gap_dB > 0) == (table.own_gap_dB > 0)
     print("fine-tuned minus start, dB:")
     print(table.to_string(index=False, float_format="{:+.2f}".format))
-    print(f"the witness agrees in sign with twice the gap on {int(agree.sum())} of {len(table)} cells; twice the gap "
+    print(f"the witness agrees in sign with twice the gap on {int(agree.sum())} of {len(table)} runs; twice the gap "
           f"agrees with the own gap on {int(carries.sum())} of {len(table)}")
 
 
