@@ -46,7 +46,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dataset_conversi
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ssft_mismatch_set.py beside this script
 
 from isrnet.acquisition import simulate_thick_slices  # noqa: E402
-from isrnet.acquisition.estimation import estimate_slice_profile, gaussian_equivalent  # noqa: E402
+from isrnet.acquisition.estimation import (estimate_slice_profile, foreground_segments,  # noqa: E402
+                                           gaussian_equivalent)
 from isrnet.errors import IsrnetError  # noqa: E402
 from isrnet.imageio import Volume  # noqa: E402
 from sources import (HR_SOURCES, REAL_SCANS, add_sources_argument, high_resolution, high_resolution_file,  # noqa: E402
@@ -321,9 +322,7 @@ def axis_band_power(array: np.ndarray, mask: np.ndarray, axis: int, spacing_mm: 
     length = max(8, int(round(SEGMENT_MM / spacing_mm)))
     lines = np.moveaxis(array, axis, -1).reshape(-1, array.shape[axis])
     inside = np.moveaxis(mask, axis, -1).reshape(-1, array.shape[axis])
-    segments = [lines[inside[:, start:start + length].all(axis=1), start:start + length]
-                for start in range(0, lines.shape[1] - length + 1, length // 2)]
-    segments = np.concatenate(segments) if segments else np.zeros((0, length))
+    segments = foreground_segments(lines, inside, length, hop=length // 2)[0]
     frequency = np.fft.rfftfreq(length, spacing_mm)
     result = {}
     for band, (low, high) in BANDS.items():

@@ -72,11 +72,12 @@ def estimate_slice_profile(array: np.ndarray, spacing: tuple[float, float, float
                            {f: float(fit[0]) for f, fit in fits.items()}, match.noise_sigma)
 
 
-def _segment_index(masks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """(row, start) of every window of `length` samples (hop length // 4) lying wholly in the foreground."""
+def _segment_index(masks: np.ndarray, length: int, hop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(row, start) of every window of `length` samples (every `hop`, default length // 4) lying wholly in the
+    foreground."""
     if masks.shape[1] < length:
         return np.zeros(0, int), np.zeros(0, int)
-    hop = max(1, length // 4)
+    hop = hop or max(1, length // 4)
     inside = sliding_window_view(masks, length, axis=1)[:, ::hop].all(axis=2)
     rows, windows = np.nonzero(inside)
     return rows, windows * hop
@@ -88,9 +89,11 @@ def _gather(lines: np.ndarray, index: tuple[np.ndarray, np.ndarray], length: int
     return lines[rows[:, None], starts[:, None] + np.arange(length)]
 
 
-def _segments(lines: np.ndarray, masks: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of `length` samples lying wholly in the foreground, and the start of each."""
-    index = _segment_index(masks, length)
+def foreground_segments(lines: np.ndarray, masks: np.ndarray, length: int,
+                        hop: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Windows [N, length] of the rows of `lines` lying wholly in the foreground `masks` (every `hop` samples,
+    default length // 4), and the start of each."""
+    index = _segment_index(masks, length, hop)
     return _gather(lines, index, length), index[1]
 
 
@@ -152,14 +155,14 @@ class _SpectralMatch:
         centring = np.eye(self.length) - 1.0 / self.length  # the DFT at bins 1 .. L/2 of a centred, windowed segment
         self.transform = np.fft.rfft(np.eye(self.length), axis=0)[1:] @ (self.window[:, None] * centring)
         for axis in self.axes:  # the slice-axis segments keep their places whatever blur the candidate adds
-            starts = _segments(axis.slice_lines, axis.slice_masks, self.length)[1]
+            starts = foreground_segments(axis.slice_lines, axis.slice_masks, self.length)[1]
             axis.white_noise = self._noise_power(np.eye(slices), starts)
         self.bin_weights = self._bin_weights()
 
     def _segment_length(self, slices: int) -> int:
         length = min(SEGMENT, slices)
         while length >= MIN_SEGMENT:
-            enough = all(_segments(axis.slice_lines, axis.slice_masks, length)[0].shape[0] >= MIN_SEGMENTS
+            enough = all(foreground_segments(axis.slice_lines, axis.slice_masks, length)[0].shape[0] >= MIN_SEGMENTS
                          and self._in_plane_segments(axis, length) >= MIN_SEGMENTS for axis in self.axes)
             if enough:
                 return length
@@ -170,7 +173,7 @@ class _SpectralMatch:
     def _in_plane_segments(self, axis: _Axis, length: int) -> int:
         """How many foreground segments the in-plane lines give when sampled at the slice spacing."""
         sampled = axis.sampled_masks(thick_slice_positions(axis.lines.shape[1], self.spacing / axis.pixel))
-        return _segments(sampled, sampled, length)[0].shape[0]
+        return foreground_segments(sampled, sampled, length)[0].shape[0]
 
     def _power(self, segments: np.ndarray) -> np.ndarray:
         """Mean power spectrum (without DC) of the centred, windowed segments [N, L]. Each bin is a quadratic
@@ -201,7 +204,7 @@ class _SpectralMatch:
         noise dominates (all 1 for clean data)."""
         weights = np.ones(self.length // 2)
         for axis in self.axes:
-            power = self._power(_segments(axis.slice_lines, axis.slice_masks, self.length)[0])
+            power = self._power(foreground_segments(axis.slice_lines, axis.slice_masks, self.length)[0])
             weights = np.minimum(weights, np.clip(1.0 - axis.white_noise / np.maximum(power, 1e-12), 0.0, 1.0) ** 2)
         if np.count_nonzero(weights > 0.1) < 3:
             raise IsrnetError("the slice-axis spectrum is mostly noise; the slice profile cannot be estimated")
